@@ -1,0 +1,1 @@
+"""Runtime library of tsur: what inference needs and nothing more."""
