@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import pytest
+
+from model.gazetteer import load_gazetteer
+from model.paths import REPO_ROOT
+from model.taxonomy import load_taxonomy
+
+DATA = REPO_ROOT / "datasets"
+
+
+@pytest.fixture(scope="session")
+def taxonomy():
+    return load_taxonomy(DATA / "taxonomy.yaml")
+
+
+@pytest.fixture(scope="session")
+def gazetteer():
+    return load_gazetteer(DATA / "gazetteer" / "olkhovskaya.yaml")
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """Write a text file under tmp_path and return its path."""
+    def _write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+    return _write
