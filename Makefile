@@ -21,6 +21,7 @@ run: install
 	$(BIN)/tsur up
 
 test: install
+	$(BIN)/ruff check model training serving evaluation tests
 	$(BIN)/python -m pytest -q
 
 lint: install

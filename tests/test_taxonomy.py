@@ -101,3 +101,10 @@ def test_circular_extends_is_refused(write):
     write("b.yaml", "extends: a.yaml\ntopics: []\n")
     with pytest.raises(DataFileError, match="circular"):
         load_taxonomy(a)
+
+
+def test_the_bundled_example_region_extension_loads():
+    extended = load_taxonomy(DATA / "regions" / "example-tourism.yaml")
+    assert extended.topic_codes[-1] == "tourism"
+    assert extended.category("transport.ferries").topic == "transport"
+    assert len(extended.category_codes) == len(load_taxonomy().category_codes) + 4

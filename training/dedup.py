@@ -19,6 +19,10 @@ from training.messages import FLAGS, LabelledMessage
 
 SHINGLE = 5
 NUM_PERM = 128
+# The sketch index is queried below the reporting threshold so that true pairs
+# near the threshold are not lost to the sketch's randomness; every candidate is
+# then checked exactly.
+CANDIDATE_MARGIN = 0.2
 # Texts this short are only compared exactly: two short complaints about the same
 # thing look alike without being copies.
 MIN_NEAR_CHARS = 40
@@ -71,7 +75,7 @@ def find_duplicates(messages: Sequence[LabelledMessage],
     if near_threshold >= 1.0:
         return duplicates
 
-    lsh = MinHashLSH(threshold=near_threshold, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=max(0.3, near_threshold - CANDIDATE_MARGIN), num_perm=NUM_PERM)
     shingle_sets: dict[int, set[str]] = {}
     for i in survivors:
         if len(folded[i]) < MIN_NEAR_CHARS:
@@ -99,7 +103,7 @@ def find_cross_split_overlap(first: Sequence[LabelledMessage], second: Sequence[
     The threshold is lower than for deduplication: a test message that shares most
     of its wording with a training one does not measure generalisation.
     """
-    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=max(0.3, threshold - CANDIDATE_MARGIN), num_perm=NUM_PERM)
     index: dict[int, tuple[str, set[str]]] = {}
     for i, m in enumerate(first):
         key = fold_for_dedup(m.text)
