@@ -76,8 +76,7 @@ class PlaceMatch:
 
 
 class Gazetteer:
-    def __init__(self, region_code: str, region_name: str, centre: str,
-                 municipalities: list[Municipality]):
+    def __init__(self, region_code: str, region_name: str, centre: str, municipalities: list[Municipality]):
         self.region_code = region_code
         self.region_name = region_name
         self.centre = centre
@@ -120,7 +119,7 @@ class Gazetteer:
                     settlement=settlement.name,
                     start=m.start(1),
                     end=m.end(1),
-                    surface=text[m.start(1):m.end(1)],
+                    surface=text[m.start(1) : m.end(1)],
                 )
             )
         return matches

@@ -32,3 +32,12 @@ def routing_path(region: str) -> Path:
 
 def gazetteer_path(region: str) -> Path:
     return data_dir() / "gazetteer" / f"{region}.yaml"
+
+
+def tsur_home() -> Path:
+    """Built backbones and model versions: large files that are made here, never committed."""
+    return Path(os.environ.get("TSUR_HOME", Path.home() / ".cache" / "tsur"))
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("TSUR_MODELS_DIR", tsur_home() / "models"))

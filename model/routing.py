@@ -101,8 +101,16 @@ class Route:
 
 
 class RoutingTable:
-    def __init__(self, region: str, name: str, bodies: dict[str, Body], rules: list[Rule],
-                 default_body: str, taxonomy: Taxonomy, gazetteer: Gazetteer):
+    def __init__(
+        self,
+        region: str,
+        name: str,
+        bodies: dict[str, Body],
+        rules: list[Rule],
+        default_body: str,
+        taxonomy: Taxonomy,
+        gazetteer: Gazetteer,
+    ):
         self.region = region
         self.name = name
         self.bodies = bodies
@@ -111,18 +119,17 @@ class RoutingTable:
         self.taxonomy = taxonomy
         self.gazetteer = gazetteer
         self._administration = {
-            b.municipality: b for b in bodies.values()
-            if b.type == BodyType.MUNICIPAL and b.municipality
+            b.municipality: b for b in bodies.values() if b.type == BodyType.MUNICIPAL and b.municipality
         }
 
     def administration_of(self, municipality: str) -> Body | None:
         return self._administration.get(municipality)
 
-    def route(self, topic: str, category: str | None = None,
-              municipality: str | None = None) -> Route:
+    def route(self, topic: str, category: str | None = None, municipality: str | None = None) -> Route:
         """The responsible body; falls back to the region's default body for unknown labels."""
         candidates = [
-            r for r in self.rules
+            r
+            for r in self.rules
             if (r.category == category if r.category else r.topic == topic)
             and r.municipality in (None, municipality)
         ]
@@ -135,16 +142,14 @@ class RoutingTable:
             else:
                 body = self.bodies[rule.body]
             # A topic-wide rule with a fixed body is the «we don't know better» route.
-            fallback = (rule.category is None and rule.municipality is None
-                        and rule.body != MUNICIPALITY_BODY)
-            return Route(body=body, rule=rule.describe(), specificity=rule.specificity,
-                         fallback=fallback)
-        return Route(body=self.bodies[self.default_body], rule="default body",
-                     specificity=-1, fallback=True)
+            fallback = rule.category is None and rule.municipality is None and rule.body != MUNICIPALITY_BODY
+            return Route(body=body, rule=rule.describe(), specificity=rule.specificity, fallback=fallback)
+        return Route(body=self.bodies[self.default_body], rule="default body", specificity=-1, fallback=True)
 
 
-def load_routing_table(path: Path | str | None = None, taxonomy: Taxonomy | None = None,
-                       gazetteer: Gazetteer | None = None) -> RoutingTable:
+def load_routing_table(
+    path: Path | str | None = None, taxonomy: Taxonomy | None = None, gazetteer: Gazetteer | None = None
+) -> RoutingTable:
     path = Path(path) if path is not None else routing_path(default_region())
     document = read_yaml(path)
     try:
@@ -191,21 +196,27 @@ def load_routing_table(path: Path | str | None = None, taxonomy: Taxonomy | None
         if key in keys:
             problems.append(f"{where}: same match as rules[{keys[key]}]")
         keys[key] = i
-        rules.append(Rule(index=i, topic=topic, category=r.category,
-                          municipality=r.municipality, body=r.body, note=r.note))
+        rules.append(
+            Rule(
+                index=i,
+                topic=topic,
+                category=r.category,
+                municipality=r.municipality,
+                body=r.body,
+                note=r.note,
+            )
+        )
 
     for topic in taxonomy.topic_codes:
-        if not any(r.topic == topic and r.category is None and r.municipality is None
-                   and r.body != MUNICIPALITY_BODY for r in rules):
-            problems.append(
-                f"topic {topic!r}: no fallback rule (topic only, no municipality, a named body)"
-            )
+        if not any(
+            r.topic == topic and r.category is None and r.municipality is None and r.body != MUNICIPALITY_BODY
+            for r in rules
+        ):
+            problems.append(f"topic {topic!r}: no fallback rule (topic only, no municipality, a named body)")
     if any(r.body == MUNICIPALITY_BODY for r in rules):
         for code in gazetteer.municipalities:
-            if not any(b.municipality == code and b.type == BodyType.MUNICIPAL
-                       for b in bodies.values()):
+            if not any(b.municipality == code and b.type == BodyType.MUNICIPAL for b in bodies.values()):
                 problems.append(f"municipality {code!r}: no ОМСУ body for '@municipality' rules")
     if problems:
         raise DataFileError(path, problems)
-    return RoutingTable(spec.region, spec.name, bodies, rules, spec.default_body,
-                        taxonomy, gazetteer)
+    return RoutingTable(spec.region, spec.name, bodies, rules, spec.default_body, taxonomy, gazetteer)

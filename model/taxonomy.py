@@ -161,10 +161,7 @@ class Taxonomy:
     def labels_dict(self) -> dict[str, Any]:
         """The part that a trained model depends on: codes and their structure."""
         return {
-            "topics": [
-                {"code": t.code, "categories": [c.code for c in t.categories]}
-                for t in self.topics
-            ]
+            "topics": [{"code": t.code, "categories": [c.code for c in t.categories]} for t in self.topics]
         }
 
     @property
@@ -273,8 +270,7 @@ def _build(specs: list[tuple[Path, _TaxonomySpec]]) -> Taxonomy:
         names_seen[fold(spec.name)] = code
         if len(cats) < MIN_CATEGORIES_PER_TOPIC:
             problems.append(
-                f"topic {code!r}: has {len(cats)} categories, needs at least "
-                f"{MIN_CATEGORIES_PER_TOPIC}"
+                f"topic {code!r}: has {len(cats)} categories, needs at least {MIN_CATEGORIES_PER_TOPIC}"
             )
         catch_alls = [c.code for c in cats.values() if c.catch_all]
         if len(catch_alls) != 1:

@@ -16,3 +16,15 @@ def fold(value: str) -> str:
 def fold_for_dedup(text: str) -> str:
     """Folded text without punctuation or emoji: what two copies of a message share."""
     return _SPACES.sub(" ", _NON_WORD.sub(" ", fold(text))).strip()
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\ufeff]")
+
+
+def prepare_for_model(text: str) -> str:
+    """The form a text is encoded in, the same at training and at inference.
+
+    Case, ё and punctuation stay: CAPS and «!!!» carry urgency and anger.
+    """
+    text = unicodedata.normalize("NFC", text)
+    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()

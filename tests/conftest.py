@@ -22,6 +22,7 @@ def gazetteer():
 @pytest.fixture
 def write(tmp_path: Path):
     """Write a text file under tmp_path and return its path."""
+
     def _write(name: str, content: str | bytes) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,4 +31,5 @@ def write(tmp_path: Path):
         else:
             path.write_text(content, encoding="utf-8")
         return path
+
     return _write

@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
+from tests.conftest import DATA
 from training.dataset import load_dataset
 from training.messages import FLAGS
-from tests.conftest import DATA
 
 CORPUS = DATA / "corpus"
 

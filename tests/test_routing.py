@@ -20,19 +20,22 @@ def test_demo_region_has_municipalities_and_all_body_types(table):
         assert table.administration_of(code) is not None
 
 
-@pytest.mark.parametrize("topic, category, municipality, body, fallback", [
-    ("housing", "housing.heating", "olkhovsk", "teploset", False),  # category × place
-    ("housing", "housing.heating", "kamenka", "adm_kamenka", False),  # @municipality
-    ("housing", "housing.heating", None, "minzhkh", True),  # topic fallback
-    ("housing", "housing.capital_repair", "kamenka", "fkr", False),  # category beats place
-    ("transport", "transport.schedule", "olkhovsk", "gortrans", False),  # topic × place
-    ("transport", "transport.driver_conduct", "olkhovsk", "gortrans", False),
-    ("transport", "transport.driver_conduct", "sosnovka", "avtotrans", False),
-    ("energy", "energy.gas_supply", "sosnovka", "oblgaz", False),
-    ("other", "other.culture_sport", None, "mincult", False),  # second category rule
-    ("other", "other.culture_sport", "zarechny", "adm_zarechny", False),
-    ("health", None, None, "minzdrav", True),
-])
+@pytest.mark.parametrize(
+    "topic, category, municipality, body, fallback",
+    [
+        ("housing", "housing.heating", "olkhovsk", "teploset", False),  # category × place
+        ("housing", "housing.heating", "kamenka", "adm_kamenka", False),  # @municipality
+        ("housing", "housing.heating", None, "minzhkh", True),  # topic fallback
+        ("housing", "housing.capital_repair", "kamenka", "fkr", False),  # category beats place
+        ("transport", "transport.schedule", "olkhovsk", "gortrans", False),  # topic × place
+        ("transport", "transport.driver_conduct", "olkhovsk", "gortrans", False),
+        ("transport", "transport.driver_conduct", "sosnovka", "avtotrans", False),
+        ("energy", "energy.gas_supply", "sosnovka", "oblgaz", False),
+        ("other", "other.culture_sport", None, "mincult", False),  # second category rule
+        ("other", "other.culture_sport", "zarechny", "adm_zarechny", False),
+        ("health", None, None, "minzdrav", True),
+    ],
+)
 def test_most_specific_rule_decides(table, topic, category, municipality, body, fallback):
     route = table.route(topic, category, municipality)
     assert route.body.id == body
@@ -55,26 +58,44 @@ def test_unknown_topic_goes_to_the_default_body(table):
 
 def _broken(write, replace_from, replace_to, gazetteer_dir):
     text = ROUTING.read_text(encoding="utf-8").replace(replace_from, replace_to)
-    text = text.replace("gazetteer: ../gazetteer/olkhovskaya.yaml",
-                        f"gazetteer: {gazetteer_dir / 'olkhovskaya.yaml'}")
+    text = text.replace(
+        "gazetteer: ../gazetteer/olkhovskaya.yaml", f"gazetteer: {gazetteer_dir / 'olkhovskaya.yaml'}"
+    )
     return write("routing.yaml", text)
 
 
-@pytest.mark.parametrize("replace_from, replace_to, expected", [
-    ("{topic: health, body: minzdrav}", "{topic: health, category: health.drugs, body: minzdrav}",
-     "exactly one of topic or category"),
-    ("{category: health.ambulance, body: ssmp}", "{category: health.ambulanse, body: ssmp}",
-     "unknown category 'health.ambulanse'"),
-    ("{category: health.ambulance, body: ssmp}", "{category: health.ambulance, body: nobody}",
-     "unknown body 'nobody'"),
-    ("{topic: health, body: minzdrav}", "{topic: health, municipality: kamenka, body: minzdrav}",
-     "topic 'health': no fallback rule"),
-    ("{topic: waste, body: regop_tko}", "{topic: waste, municipality: atlantis, body: regop_tko}",
-     "unknown municipality 'atlantis'"),
-    ("type: ОМСУ, municipality: kamenka,", "type: ОМСУ,", "names its municipality"),
-])
-def test_broken_routing_tables_are_refused_with_reasons(taxonomy, write, replace_from,
-                                                        replace_to, expected):
+@pytest.mark.parametrize(
+    "replace_from, replace_to, expected",
+    [
+        (
+            "{topic: health, body: minzdrav}",
+            "{topic: health, category: health.drugs, body: minzdrav}",
+            "exactly one of topic or category",
+        ),
+        (
+            "{category: health.ambulance, body: ssmp}",
+            "{category: health.ambulanse, body: ssmp}",
+            "unknown category 'health.ambulanse'",
+        ),
+        (
+            "{category: health.ambulance, body: ssmp}",
+            "{category: health.ambulance, body: nobody}",
+            "unknown body 'nobody'",
+        ),
+        (
+            "{topic: health, body: minzdrav}",
+            "{topic: health, municipality: kamenka, body: minzdrav}",
+            "topic 'health': no fallback rule",
+        ),
+        (
+            "{topic: waste, body: regop_tko}",
+            "{topic: waste, municipality: atlantis, body: regop_tko}",
+            "unknown municipality 'atlantis'",
+        ),
+        ("type: ОМСУ, municipality: kamenka,", "type: ОМСУ,", "names its municipality"),
+    ],
+)
+def test_broken_routing_tables_are_refused_with_reasons(taxonomy, write, replace_from, replace_to, expected):
     path = _broken(write, replace_from, replace_to, DATA / "gazetteer")
     with pytest.raises(DataFileError) as error:
         load_routing_table(path, taxonomy=taxonomy)
@@ -84,10 +105,8 @@ def test_broken_routing_tables_are_refused_with_reasons(taxonomy, write, replace
 def test_gazetteer_finds_inflected_forms_with_spans(gazetteer):
     text = "Живу в Рябинце, а мама в Малых Ключах; вчера ездили в ГУСЬ-ОЗЁРНЫЙ и Белом Яре."
     found = gazetteer.find(text)
-    assert [m.municipality for m in found] == ["ryabinets", "ryabinets", "gus_ozerny",
-                                               "belyi_yar"]
-    assert [text[m.start:m.end] for m in found] == ["Рябинце", "Малых Ключах", "ГУСЬ-ОЗЁРНЫЙ",
-                                                    "Белом Яре"]
+    assert [m.municipality for m in found] == ["ryabinets", "ryabinets", "gus_ozerny", "belyi_yar"]
+    assert [text[m.start : m.end] for m in found] == ["Рябинце", "Малых Ключах", "ГУСЬ-ОЗЁРНЫЙ", "Белом Яре"]
     assert found[1].settlement == "Малые Ключи"
 
 

@@ -38,14 +38,15 @@ def test_hash_follows_codes_not_descriptions(tmp_path):
     reworded.write_text(source.replace("Ямы, разбитый асфальт", "Выбоины"), encoding="utf-8")
     assert load_taxonomy(reworded).hash == base
     renamed = tmp_path / "renamed.yaml"
-    renamed.write_text(source.replace("code: roads.potholes", "code: roads.holes"),
-                       encoding="utf-8")
+    renamed.write_text(source.replace("code: roads.potholes", "code: roads.holes"), encoding="utf-8")
     assert load_taxonomy(renamed).hash != base
 
 
 def test_a_region_extends_the_taxonomy_without_code_changes(write):
-    path = write("region/taxonomy.yaml", f"""
-extends: {DATA / 'taxonomy.yaml'}
+    path = write(
+        "region/taxonomy.yaml",
+        f"""
+extends: {DATA / "taxonomy.yaml"}
 topics:
   - code: tourism
     name: туризм
@@ -56,7 +57,8 @@ topics:
   - code: roads
     categories:
       - {{code: roads.ferries, name: паромные переправы}}
-""")
+""",
+    )
     extended = load_taxonomy(path)
     assert "tourism" in extended.topic_codes
     assert extended.has_category("roads.ferries")
@@ -65,14 +67,21 @@ topics:
     assert extended.hash != load_taxonomy(DATA / "taxonomy.yaml").hash
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("topics:\n  - code: health\n    name: здравоохранение\n    categories: []\n",
-     "mandatory topic 'education' is missing"),
-    ("topics:\n  - code: Health\n    name: x\n", "topic code must be lower-case"),
-    ("topics:\n  - code: health\n    name: a: b\n", "line 3, column 12: invalid YAML"),
-    ("topics:\n  - code: health\n    name: здравоохранение\n    colour: red\n",
-     "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            "topics:\n  - code: health\n    name: здравоохранение\n    categories: []\n",
+            "mandatory topic 'education' is missing",
+        ),
+        ("topics:\n  - code: Health\n    name: x\n", "topic code must be lower-case"),
+        ("topics:\n  - code: health\n    name: a: b\n", "line 3, column 12: invalid YAML"),
+        (
+            "topics:\n  - code: health\n    name: здравоохранение\n    colour: red\n",
+            "Extra inputs are not permitted",
+        ),
+    ],
+)
 def test_broken_taxonomies_say_what_and_where(write, body, expected):
     with pytest.raises(DataFileError) as error:
         load_taxonomy(write("t.yaml", body))
@@ -81,14 +90,17 @@ def test_broken_taxonomies_say_what_and_where(write, body, expected):
 
 
 def test_extension_errors_name_the_category(write):
-    path = write("ext.yaml", f"""
-extends: {DATA / 'taxonomy.yaml'}
+    path = write(
+        "ext.yaml",
+        f"""
+extends: {DATA / "taxonomy.yaml"}
 topics:
   - code: roads
     categories:
       - {{code: transport.ferries, name: паромы}}
       - {{code: roads.potholes, name: ямы ещё раз}}
-""")
+""",
+    )
     with pytest.raises(DataFileError) as error:
         load_taxonomy(path)
     message = str(error.value)

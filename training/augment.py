@@ -20,7 +20,7 @@ _ROWS = ("йцукенгшщзхъ", "фывапролджэ", "ячсмитьб
 _NEIGHBOURS: dict[str, str] = {}
 for _row in _ROWS:
     for _i, _ch in enumerate(_row):
-        _NEIGHBOURS[_ch] = _row[max(0, _i - 1):_i] + _row[_i + 1:_i + 2]
+        _NEIGHBOURS[_ch] = _row[max(0, _i - 1) : _i] + _row[_i + 1 : _i + 2]
 
 _WORD = re.compile(r"[А-Яа-яЁё]{4,}")
 _PUNCT = re.compile(r"[.,;:!?«»\"()—–]+")
@@ -28,6 +28,7 @@ _PUNCT = re.compile(r"[.,;:!?«»\"()—–]+")
 
 def typos(text: str, rng: random.Random, rate: float = 0.08) -> str:
     """Swap, drop, double or mistype one letter in some of the longer lower-case words."""
+
     def mistype(match: re.Match[str]) -> str:
         word = match.group(0)
         if word[0].isupper() or rng.random() > rate:
@@ -35,13 +36,14 @@ def typos(text: str, rng: random.Random, rate: float = 0.08) -> str:
         i = rng.randrange(1, len(word) - 1)
         kind = rng.randrange(4)
         if kind == 0:
-            return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+            return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
         if kind == 1:
-            return word[:i] + word[i + 1:]
+            return word[:i] + word[i + 1 :]
         if kind == 2:
             return word[:i] + word[i] + word[i:]
         near = _NEIGHBOURS.get(word[i].lower())
-        return word[:i] + (rng.choice(near) if near else word[i]) + word[i + 1:]
+        return word[:i] + (rng.choice(near) if near else word[i]) + word[i + 1 :]
+
     return _WORD.sub(mistype, text)
 
 
@@ -75,8 +77,12 @@ AUGMENTERS: dict[str, Callable[[str, random.Random], str]] = {
 }
 
 
-def augment(messages: Sequence[LabelledMessage], copies: int = 1, seed: int = 13,
-            kinds: Sequence[str] = tuple(AUGMENTERS)) -> list[LabelledMessage]:
+def augment(
+    messages: Sequence[LabelledMessage],
+    copies: int = 1,
+    seed: int = 13,
+    kinds: Sequence[str] = tuple(AUGMENTERS),
+) -> list[LabelledMessage]:
     """`copies` noisy variants per message; variants equal to their source are skipped."""
     unknown = sorted(set(kinds) - set(AUGMENTERS))
     if unknown:
@@ -95,6 +101,7 @@ def augment(messages: Sequence[LabelledMessage], copies: int = 1, seed: int = 13
             if text in seen or not text.strip():
                 continue
             seen.add(text)
-            out.append(replace(m, id=f"{m.id}~{k + 1}", text=text, augmented_from=m.id,
-                               origin=f"{m.origin}~{kind}"))
+            out.append(
+                replace(m, id=f"{m.id}~{k + 1}", text=text, augmented_from=m.id, origin=f"{m.origin}~{kind}")
+            )
     return out

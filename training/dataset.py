@@ -68,21 +68,24 @@ def expand_paths(paths: Iterable[Path | str]) -> list[tuple[Path, str | None]]:
 
 
 def _data_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir()
-                  if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
 
 
-def load_dataset(paths: Sequence[Path | str], taxonomy: Taxonomy,
-                 gazetteer: Gazetteer | None = None, mapping: ColumnMapping | None = None,
-                 require_labels: bool = True, near_threshold: float = 0.85,
-                 leak_threshold: float = 0.7) -> DatasetReport:
+def load_dataset(
+    paths: Sequence[Path | str],
+    taxonomy: Taxonomy,
+    gazetteer: Gazetteer | None = None,
+    mapping: ColumnMapping | None = None,
+    require_labels: bool = True,
+    near_threshold: float = 0.85,
+    leak_threshold: float = 0.7,
+) -> DatasetReport:
     mapping = mapping or ColumnMapping.load(None)
     validator = RowValidator(taxonomy, gazetteer, require_labels=require_labels)
     report = DatasetReport()
     files = expand_paths(paths)
     if not files:
-        report.issues.append(RowIssue(", ".join(map(str, paths)), None, None,
-                                      "no data files found"))
+        report.issues.append(RowIssue(", ".join(map(str, paths)), None, None, "no data files found"))
         return report
     read = ReadResult()
     for path, split in files:
@@ -102,10 +105,16 @@ def load_dataset(paths: Sequence[Path | str], taxonomy: Taxonomy,
             removed.add(id(dup.duplicate))
             file, _, row = dup.duplicate.origin.rpartition(":")
             conflict = ", with different labels" if dup.labels_conflict else ""
-            report.issues.append(RowIssue(
-                file, int(row), "text",
-                f"{dup.kind} duplicate (similarity {dup.similarity:.2f}) of {dup.kept.id} "
-                f"at {dup.kept.origin}{conflict}; removed", severity="warning"))
+            report.issues.append(
+                RowIssue(
+                    file,
+                    int(row),
+                    "text",
+                    f"{dup.kind} duplicate (similarity {dup.similarity:.2f}) of {dup.kept.id} "
+                    f"at {dup.kept.origin}{conflict}; removed",
+                    severity="warning",
+                )
+            )
     report.messages = [m for m in read.messages if id(m) not in removed]
 
     train, test = report.split("train"), report.split("test")
@@ -113,10 +122,15 @@ def load_dataset(paths: Sequence[Path | str], taxonomy: Taxonomy,
         report.leaks = find_cross_split_overlap(train, test, leak_threshold)
         for leak in report.leaks:
             file, _, row = leak.duplicate.origin.rpartition(":")
-            report.issues.append(RowIssue(
-                file, int(row), "text",
-                f"test message overlaps train message {leak.kept.id} at {leak.kept.origin} "
-                f"(similarity {leak.similarity:.2f}); the test split must be written separately"))
+            report.issues.append(
+                RowIssue(
+                    file,
+                    int(row),
+                    "text",
+                    f"test message overlaps train message {leak.kept.id} at {leak.kept.origin} "
+                    f"(similarity {leak.similarity:.2f}); the test split must be written separately",
+                )
+            )
     return report
 
 
@@ -126,8 +140,7 @@ def _duplicate_ids(messages: Sequence[LabelledMessage]) -> list[RowIssue]:
     for m in messages:
         if m.id in first:
             file, _, row = m.origin.rpartition(":")
-            issues.append(RowIssue(file, int(row), "id",
-                                   f"id {m.id!r} already used at {first[m.id].origin}"))
+            issues.append(RowIssue(file, int(row), "id", f"id {m.id!r} already used at {first[m.id].origin}"))
         else:
             first[m.id] = m
     return issues
@@ -162,19 +175,23 @@ def statistics(messages: Sequence[LabelledMessage], taxonomy: Taxonomy) -> dict[
     topics = per_split(lambda m: m.topic)
     categories = per_split(lambda m: m.category)
     ordered_topics = {t: topics.get(t, dict.fromkeys(splits, 0)) for t in taxonomy.topic_codes}
-    ordered_categories = {c: categories.get(c, dict.fromkeys(splits, 0))
-                          for c in taxonomy.category_codes}
-    flags = {f: per_split(lambda m, f=f: str(getattr(m, f)) if getattr(m, f) is not None
-                          else None) for f in FLAGS}
+    ordered_categories = {c: categories.get(c, dict.fromkeys(splits, 0)) for c in taxonomy.category_codes}
+    flags = {
+        f: per_split(lambda m, f=f: str(getattr(m, f)) if getattr(m, f) is not None else None) for f in FLAGS
+    }
     lengths = sorted(len(m.text.split()) for m in messages)
     return {
         "total": len(messages),
         "splits": dict(Counter(m.split or "unsplit" for m in messages)),
         "topics": ordered_topics,
         "categories": ordered_categories,
-        "flags": {f: {"positive": v.get("1", dict.fromkeys(splits, 0)),
-                      "negative": v.get("0", dict.fromkeys(splits, 0))}
-                  for f, v in flags.items()},
+        "flags": {
+            f: {
+                "positive": v.get("1", dict.fromkeys(splits, 0)),
+                "negative": v.get("0", dict.fromkeys(splits, 0)),
+            }
+            for f, v in flags.items()
+        },
         "sources": per_split(lambda m: m.source),
         "with_municipality": sum(1 for m in messages if m.municipality),
         "words": _quantiles(lengths),
@@ -186,5 +203,4 @@ def _quantiles(values: list[int]) -> dict[str, int]:
     if not values:
         return {}
     pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
-    return {"min": values[0], "p10": pick(0.1), "median": pick(0.5), "p90": pick(0.9),
-            "max": values[-1]}
+    return {"min": values[0], "p10": pick(0.1), "median": pick(0.5), "p90": pick(0.9), "max": values[-1]}

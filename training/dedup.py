@@ -45,7 +45,7 @@ def _labels(m: LabelledMessage) -> tuple:
 
 
 def _shingles(folded: str) -> set[str]:
-    return {folded[i:i + SHINGLE] for i in range(max(1, len(folded) - SHINGLE + 1))}
+    return {folded[i : i + SHINGLE] for i in range(max(1, len(folded) - SHINGLE + 1))}
 
 
 # One set of permutations for every sketch: building them is most of the cost.
@@ -53,14 +53,14 @@ _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=7, hashfunc=zlib.crc32)
 
 
 def _minhash(shingles: set[str]) -> MinHash:
-    sketch = MinHash(num_perm=NUM_PERM, hashfunc=zlib.crc32, permutations=_TEMPLATE.permutations,
-                     scheme=_TEMPLATE.scheme)
+    sketch = MinHash(
+        num_perm=NUM_PERM, hashfunc=zlib.crc32, permutations=_TEMPLATE.permutations, scheme=_TEMPLATE.scheme
+    )
     sketch.update_batch([s.encode("utf-8") for s in shingles])
     return sketch
 
 
-def find_duplicates(messages: Sequence[LabelledMessage],
-                    near_threshold: float = 0.85) -> list[Duplicate]:
+def find_duplicates(messages: Sequence[LabelledMessage], near_threshold: float = 0.85) -> list[Duplicate]:
     """Each later copy paired with the first message it repeats, in input order."""
     duplicates: list[Duplicate] = []
     first_by_text: dict[str, int] = {}
@@ -88,16 +88,16 @@ def find_duplicates(messages: Sequence[LabelledMessage],
             if similarity >= near_threshold and similarity > best_similarity:
                 best, best_similarity = j, similarity
         if best is not None:
-            duplicates.append(Duplicate(messages[best], messages[i], "near",
-                                        round(best_similarity, 3)))
+            duplicates.append(Duplicate(messages[best], messages[i], "near", round(best_similarity, 3)))
             continue
         shingle_sets[i] = shingles
         lsh.insert(i, sketch)
     return duplicates
 
 
-def find_cross_split_overlap(first: Sequence[LabelledMessage], second: Sequence[LabelledMessage],
-                             threshold: float = 0.7) -> list[Duplicate]:
+def find_cross_split_overlap(
+    first: Sequence[LabelledMessage], second: Sequence[LabelledMessage], threshold: float = 0.7
+) -> list[Duplicate]:
     """Pairs of messages from two splits that are the same text or close to it.
 
     The threshold is lower than for deduplication: a test message that shares most
@@ -132,4 +132,3 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     if not a and not b:
         return 1.0
     return len(a & b) / len(a | b)
-

@@ -20,8 +20,7 @@ from training.tables import RawTable, RowIssue, read_table
 
 FLAGS = ("incident", "conflict", "misinformation")
 SOURCES = ("pos", "vk", "telegram", "ok", "other")
-FIELDS = ("id", "text", "topic", "category", *FLAGS, "source", "municipality", "executor",
-          "created_at")
+FIELDS = ("id", "text", "topic", "category", *FLAGS, "source", "municipality", "executor", "created_at")
 MAX_TEXT_CHARS = 20_000
 
 _TRUE = {"1", "true", "yes", "y", "да", "д", "+", "истина"}
@@ -42,9 +41,18 @@ PRESET_MAPPINGS: dict[str, dict[str, str]] = {
     },
 }
 SOURCE_ALIASES = {
-    "госуслуги": "pos", "пос": "pos", "платформа обратной связи": "pos", "gosuslugi": "pos",
-    "вконтакте": "vk", "вк": "vk", "vkontakte": "vk", "телеграм": "telegram", "tg": "telegram",
-    "одноклассники": "ok", "ок": "ok", "odnoklassniki": "ok",
+    "госуслуги": "pos",
+    "пос": "pos",
+    "платформа обратной связи": "pos",
+    "gosuslugi": "pos",
+    "вконтакте": "vk",
+    "вк": "vk",
+    "vkontakte": "vk",
+    "телеграм": "telegram",
+    "tg": "telegram",
+    "одноклассники": "ok",
+    "ок": "ok",
+    "odnoklassniki": "ok",
 }
 
 
@@ -123,37 +131,53 @@ class ReadResult:
 
 
 class RowValidator:
-    def __init__(self, taxonomy: Taxonomy, gazetteer: Gazetteer | None = None,
-                 require_labels: bool = True):
+    def __init__(self, taxonomy: Taxonomy, gazetteer: Gazetteer | None = None, require_labels: bool = True):
         self.taxonomy = taxonomy
         self.gazetteer = gazetteer
         self.require_labels = require_labels
 
-    def read_file(self, path: Path | str, mapping: ColumnMapping,
-                  split: str | None = None) -> ReadResult:
+    def read_file(self, path: Path | str, mapping: ColumnMapping, split: str | None = None) -> ReadResult:
         table = read_table(path)
         result = ReadResult(issues=list(table.issues))
         if not table.rows:
             return result
         text_column = mapping.columns["text"]
         if text_column not in table.columns:
-            result.issues.append(RowIssue(
-                table.path, None, text_column,
-                f"the text column is not in the file; columns present: {table.columns}"))
+            result.issues.append(
+                RowIssue(
+                    table.path,
+                    None,
+                    text_column,
+                    f"the text column is not in the file; columns present: {table.columns}",
+                )
+            )
             return result
-        missing = [f"{f} → {c!r}" for f, c in mapping.columns.items()
-                   if c not in table.columns and f != "text"]
+        missing = [
+            f"{f} → {c!r}" for f, c in mapping.columns.items() if c not in table.columns and f != "text"
+        ]
         if missing and mapping.name != "tsur":
-            result.issues.append(RowIssue(
-                table.path, None, None,
-                f"mapped column(s) not in the file, left empty: {', '.join(missing)}",
-                severity="warning"))
+            result.issues.append(
+                RowIssue(
+                    table.path,
+                    None,
+                    None,
+                    f"mapped column(s) not in the file, left empty: {', '.join(missing)}",
+                    severity="warning",
+                )
+            )
         for row_number, raw in table.rows:
             self._read_row(table, row_number, raw, mapping, split, result)
         return result
 
-    def _read_row(self, table: RawTable, row_number: int, raw: dict[str, Any],
-                  mapping: ColumnMapping, split: str | None, result: ReadResult) -> None:
+    def _read_row(
+        self,
+        table: RawTable,
+        row_number: int,
+        raw: dict[str, Any],
+        mapping: ColumnMapping,
+        split: str | None,
+        result: ReadResult,
+    ) -> None:
         issues: list[RowIssue] = []
 
         def problem(column_field: str, reason: str, severity: str = "error") -> None:
@@ -177,8 +201,9 @@ class RowValidator:
         if topic_value is not None:
             topic = self.taxonomy.resolve_topic(topic_value)
             if topic is None:
-                problem("topic", f"unknown topic {topic_value!r}; known: "
-                                 f"{', '.join(self.taxonomy.topic_codes)}")
+                problem(
+                    "topic", f"unknown topic {topic_value!r}; known: {', '.join(self.taxonomy.topic_codes)}"
+                )
         category = None
         category_value = cell("category")
         if category_value is not None:
@@ -191,14 +216,19 @@ class RowValidator:
             elif not found:
                 elsewhere = self.taxonomy.resolve_category(category_value)
                 if topic is not None and elsewhere:
-                    problem("category", f"category {category_value!r} belongs to topic "
-                                        f"{self.taxonomy.category(elsewhere[0]).topic!r}, "
-                                        f"not {topic!r}")
+                    problem(
+                        "category",
+                        f"category {category_value!r} belongs to topic "
+                        f"{self.taxonomy.category(elsewhere[0]).topic!r}, "
+                        f"not {topic!r}",
+                    )
                 else:
                     problem("category", f"unknown category {category_value!r}")
             else:
-                problem("category", f"category {category_value!r} is ambiguous without a "
-                                    f"topic: {', '.join(found)}")
+                problem(
+                    "category",
+                    f"category {category_value!r} is ambiguous without a topic: {', '.join(found)}",
+                )
         if self.require_labels and topic is None and topic_value is None:
             problem("topic", "missing topic label")
 
@@ -218,8 +248,11 @@ class RowValidator:
         if source_value is not None:
             source = _as_source(source_value)
             if source is None:
-                problem("source", f"unknown source {source_value!r}, kept as 'other'; known: "
-                                  f"{', '.join(SOURCES)}", severity="warning")
+                problem(
+                    "source",
+                    f"unknown source {source_value!r}, kept as 'other'; known: {', '.join(SOURCES)}",
+                    severity="warning",
+                )
                 source = "other"
 
         municipality = None
@@ -234,18 +267,30 @@ class RowValidator:
         message_id = cell("id") or f"{Path(table.path).stem}-{row_number}"
         result.issues.extend(issues)
         if any(i.severity == "error" for i in issues):
-            result.rejected.append({
-                "file": table.path, "row": row_number,
-                "reasons": [str(i) for i in issues if i.severity == "error"],
-                "record": {k: _json_safe(v) for k, v in raw.items()},
-            })
+            result.rejected.append(
+                {
+                    "file": table.path,
+                    "row": row_number,
+                    "reasons": [str(i) for i in issues if i.severity == "error"],
+                    "record": {k: _json_safe(v) for k, v in raw.items()},
+                }
+            )
             return
-        result.messages.append(LabelledMessage(
-            id=message_id, text=text, topic=topic, category=category,
-            source=source, municipality=municipality, executor=cell("executor"),
-            created_at=cell("created_at"), split=split,
-            origin=f"{table.path}:{row_number}", **flags,
-        ))
+        result.messages.append(
+            LabelledMessage(
+                id=message_id,
+                text=text,
+                topic=topic,
+                category=category,
+                source=source,
+                municipality=municipality,
+                executor=cell("executor"),
+                created_at=cell("created_at"),
+                split=split,
+                origin=f"{table.path}:{row_number}",
+                **flags,
+            )
+        )
 
 
 def _as_text(value: Any) -> str | None:

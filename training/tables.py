@@ -79,12 +79,18 @@ def _decode(path: Path, data: bytes, issues: list[RowIssue]) -> str | None:
     # Exports from Russian office software are often Windows-1251.
     best = from_bytes(data).best()
     if best is None:
-        issues.append(RowIssue(str(path), None, None,
-                               f"not UTF-8 (bad byte at offset {utf8_error.start}) "
-                               "and no other encoding fits"))
+        issues.append(
+            RowIssue(
+                str(path),
+                None,
+                None,
+                f"not UTF-8 (bad byte at offset {utf8_error.start}) and no other encoding fits",
+            )
+        )
         return None
-    issues.append(RowIssue(str(path), None, None,
-                           f"not UTF-8; decoded as {best.encoding}", severity="warning"))
+    issues.append(
+        RowIssue(str(path), None, None, f"not UTF-8; decoded as {best.encoding}", severity="warning")
+    )
     return str(best)
 
 
@@ -112,8 +118,11 @@ def _read_csv(path: Path) -> RawTable:
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(columns):
-                issues.append(RowIssue(str(path), row_number, None,
-                                       f"has {len(values)} fields, header has {len(columns)}"))
+                issues.append(
+                    RowIssue(
+                        str(path), row_number, None, f"has {len(values)} fields, header has {len(columns)}"
+                    )
+                )
                 continue
             rows.append((row_number, dict(zip(columns, values, strict=True))))
     except csv.Error as exc:
@@ -133,8 +142,9 @@ def _read_jsonl(path: Path) -> RawTable:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            issues.append(RowIssue(str(path), line_number, None,
-                                   f"invalid JSON at character {exc.colno}: {exc.msg}"))
+            issues.append(
+                RowIssue(str(path), line_number, None, f"invalid JSON at character {exc.colno}: {exc.msg}")
+            )
             continue
         if not isinstance(record, dict):
             issues.append(RowIssue(str(path), line_number, None, "line is not a JSON object"))
@@ -152,8 +162,11 @@ def _read_json(path: Path) -> RawTable:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        issues.append(RowIssue(str(path), None, None,
-                               f"invalid JSON at line {exc.lineno}, character {exc.colno}: {exc.msg}"))
+        issues.append(
+            RowIssue(
+                str(path), None, None, f"invalid JSON at line {exc.lineno}, character {exc.colno}: {exc.msg}"
+            )
+        )
         return RawTable(str(path), [], [], issues)
     if not isinstance(document, list):
         issues.append(RowIssue(str(path), None, None, "a JSON file must hold an array of objects"))
@@ -175,11 +188,9 @@ def _read_parquet(path: Path) -> RawTable:
     try:
         table = pq.read_table(path)
     except (ArrowException, OSError) as exc:
-        return RawTable(str(path), [], [], [RowIssue(str(path), None, None,
-                                                     f"cannot read Parquet: {exc}")])
+        return RawTable(str(path), [], [], [RowIssue(str(path), None, None, f"cannot read Parquet: {exc}")])
     records = table.to_pylist()
-    return RawTable(str(path), table.column_names,
-                    [(i, r) for i, r in enumerate(records, start=1)], [])
+    return RawTable(str(path), table.column_names, [(i, r) for i, r in enumerate(records, start=1)], [])
 
 
 def _read_xlsx(path: Path) -> RawTable:
@@ -188,8 +199,7 @@ def _read_xlsx(path: Path) -> RawTable:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many unrelated types for a broken file
-        return RawTable(str(path), [], [], [RowIssue(str(path), None, None,
-                                                     f"cannot read XLSX: {exc}")])
+        return RawTable(str(path), [], [], [RowIssue(str(path), None, None, f"cannot read XLSX: {exc}")])
     try:
         sheet = workbook.worksheets[0]
         row_iter: Iterator[tuple[Any, ...]] = sheet.iter_rows(values_only=True)

@@ -17,8 +17,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _SYMBOL_RANGES = (
-    (0x0020, 0x0040), (0x005B, 0x0060), (0x007B, 0x007E),  # ASCII digits and punctuation
-    (0x00A0, 0x00BF), (0x00D7, 0x00D7), (0x00F7, 0x00F7),  # Latin-1 punctuation: «» ° ±
+    (0x0020, 0x0040),
+    (0x005B, 0x0060),
+    (0x007B, 0x007E),  # ASCII digits and punctuation
+    (0x00A0, 0x00BF),
+    (0x00D7, 0x00D7),
+    (0x00F7, 0x00F7),  # Latin-1 punctuation: «» ° ±
     (0x2000, 0x206F),  # general punctuation: — – … “ ”
     (0x20A0, 0x20CF),  # currency: ₽
     (0x2100, 0x214F),  # letterlike: №
@@ -51,8 +55,7 @@ def kept_piece_ids(pieces: list[str], special_ids: set[int], used_ids: set[int])
     for i, piece in enumerate(pieces):
         letters = piece.replace(_WORD_START, "")
         core = all(map(is_core_char, piece))
-        short_latin = (len(letters) <= SHORT_LATIN
-                       and all(is_core_char(c) or is_latin_char(c) for c in piece))
+        short_latin = len(letters) <= SHORT_LATIN and all(is_core_char(c) or is_latin_char(c) for c in piece)
         if i in special_ids or i in used_ids or core or short_latin:
             keep.append(i)
     return keep
@@ -100,18 +103,17 @@ def trim_backbone(source: Path, target: Path, texts: Iterable[str] = ()) -> dict
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         if (source / name).exists():
             shutil.copy(source / name, staging / name)
-    (staging / "tokenizer.json").write_text(json.dumps(tokenizer_doc, ensure_ascii=False),
-                                            encoding="utf-8")
+    (staging / "tokenizer.json").write_text(json.dumps(tokenizer_doc, ensure_ascii=False), encoding="utf-8")
     provenance_path = source / "tsur-backbone.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
     provenance["trimmed_vocabulary"] = {
-        "kept_pieces": len(keep), "original_pieces": len(pieces),
+        "kept_pieces": len(keep),
+        "original_pieces": len(pieces),
         "rule": "every Cyrillic/digit/symbol/emoji piece, Latin pieces of up to "
-                f"{SHORT_LATIN} letters, and every piece the training texts use; "
-                "lossless for Cyrillic text",
+        f"{SHORT_LATIN} letters, and every piece the training texts use; "
+        "lossless for Cyrillic text",
     }
-    (staging / "tsur-backbone.json").write_text(json.dumps(provenance, indent=1),
-                                                encoding="utf-8")
+    (staging / "tsur-backbone.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return provenance["trimmed_vocabulary"]
