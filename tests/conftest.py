@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,21 @@ from model.paths import REPO_ROOT
 from model.taxonomy import load_taxonomy
 
 DATA = REPO_ROOT / "datasets"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory):
+    """Backbones and model versions built by tests go to a temporary TSUR_HOME."""
+    home = tmp_path_factory.mktemp("tsur-home")
+    saved = {k: os.environ.get(k) for k in ("TSUR_HOME", "TSUR_MODELS_DIR")}
+    os.environ["TSUR_HOME"] = str(home)
+    os.environ.pop("TSUR_MODELS_DIR", None)
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,12 @@ from training.train import split_validation
 
 @pytest.fixture
 def config():
-    return HeadConfig(topics=["a", "b"], categories=["a.x", "a.y", "b.z", "b.w"],
-                      category_topic={"a.x": "a", "a.y": "a", "b.z": "b", "b.w": "b"},
-                      flag_thresholds={"incident": 0.7, "conflict": 0.5, "misinformation": 0.5})
+    return HeadConfig(
+        topics=["a", "b"],
+        categories=["a.x", "a.y", "b.z", "b.w"],
+        category_topic={"a.x": "a", "a.y": "a", "b.z": "b", "b.w": "b"},
+        flag_thresholds={"incident": 0.7, "conflict": 0.5, "misinformation": 0.5},
+    )
 
 
 def test_category_always_belongs_to_the_chosen_topic(config):
@@ -42,8 +45,7 @@ def test_flags_use_their_thresholds_and_raise_review(config):
 def test_uncertain_topic_needs_review(config):
     outputs = read_heads(config, np.array([[0.1, 0.0]]), np.zeros((1, 4)), np.full((1, 3), -5.0))
     [result] = decide(config, outputs, {})
-    assert "ambiguous_topic" in result["review_reasons"] or "low_topic_confidence" in result[
-        "review_reasons"]
+    assert "ambiguous_topic" in result["review_reasons"] or "low_topic_confidence" in result["review_reasons"]
 
 
 def test_temperature_scales_confidence_not_the_decision(config):
@@ -87,5 +89,4 @@ def test_corrections_override_labels_of_the_same_text():
     base = [_m("1", "Нет воды на Садовой", "housing"), _m("2", "Яма", "roads")]
     corrected = [_m("q7", "нет воды на садовой!", "energy")]
     merged = merge_corrections(base, corrected)
-    assert sorted((m.text, m.topic) for m in merged) == [("Яма", "roads"),
-                                                         ("нет воды на садовой!", "energy")]
+    assert sorted((m.text, m.topic) for m in merged) == [("Яма", "roads"), ("нет воды на садовой!", "energy")]

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 from collections import defaultdict
 
@@ -49,8 +50,7 @@ def backbone(tmp_path_factory, corpus):
 
 @pytest.fixture(scope="module")
 def settings(backbone):
-    return TrainSettings(mode="fast", backbone=str(backbone), max_length=64, epochs=60,
-                         threads=1)
+    return TrainSettings(mode="fast", backbone=str(backbone), max_length=64, epochs=60, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +91,11 @@ def test_onnx_graph_matches_pytorch(version, split, tmp_path):
     sequences = predictor.encode([m.text for m in split[1][:20]])
     expected = run_logits(model, sequences, predictor.pad_id)
     session = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
-    for seq, want_topic, want_embedding in zip(sequences, expected["topic"], expected["embedding"],
-                                               strict=True):
+    for seq, want_topic, want_embedding in zip(
+        sequences, expected["topic"], expected["embedding"], strict=True
+    ):
         ids = np.array([seq], dtype=np.int64)
-        topic, *_, embedding = session.run(None, {"input_ids": ids,
-                                                   "attention_mask": np.ones_like(ids)})
+        topic, *_, embedding = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
         np.testing.assert_allclose(topic[0], want_topic, atol=1e-4)
         np.testing.assert_allclose(embedding[0], want_embedding, atol=1e-4)
 
@@ -106,8 +106,16 @@ def test_predictions_have_the_documented_shape(version, taxonomy):
     results = predictor.predict(texts)
     assert len(results) == 3
     for r in results:
-        assert set(r) >= {"topic", "topic_scores", "category", "incident", "conflict",
-                          "misinformation", "needs_review", "review_reasons"}
+        assert set(r) >= {
+            "topic",
+            "topic_scores",
+            "category",
+            "incident",
+            "conflict",
+            "misinformation",
+            "needs_review",
+            "review_reasons",
+        }
         assert r["topic"]["code"] in taxonomy.topic_codes
         assert r["topic"]["name"] == taxonomy.topic(r["topic"]["code"]).name
         assert taxonomy.category(r["category"]["code"]).topic == r["topic"]["code"]
@@ -170,6 +178,7 @@ def test_promotion_gate_and_rollback(version, split, taxonomy, tmp_path):
 
     def blind_to_incidents(manifest):
         manifest["heads"]["flag_thresholds"]["incident"] = 1.01
+
     worse = _copy_as(version, registry, "c", blind_to_incidents)
     result = promote(registry, worse, evaluation, taxonomy)
     assert not result.passed and "incident f1" in result.reason
@@ -196,10 +205,28 @@ def test_region_export_with_executor_trains_gates_and_predicts(split, backbone, 
     rows += [[m.text, m.topic, executors.get(m.topic, "cur")] for m in train]
     data = _write_csv(tmp_path / "region.csv", rows)
     models = tmp_path / "models"
-    result = runner.invoke(app, ["train", str(data), "--backbone", str(backbone), "--max-length",
-                                 "64", "--epochs", "40", "--models-dir", str(models),
-                                 "--threads", "1", "--min-agreement", "0.8", "--max-drop", "0.1"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(data),
+            "--backbone",
+            str(backbone),
+            "--max-length",
+            "64",
+            "--epochs",
+            "40",
+            "--models-dir",
+            str(models),
+            "--threads",
+            "1",
+            "--min-agreement",
+            "0.8",
+            "--max-drop",
+            "0.1",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     registry = ModelRegistry(models)
     current = registry.current()
@@ -209,11 +236,15 @@ def test_region_export_with_executor_trains_gates_and_predicts(split, backbone, 
     assert "held out" in manifest["metrics"]["eval_source"]
 
     messages = tmp_path / "in.jsonl"
-    messages.write_text(json.dumps({"id": "m1", "text": "Не вывозят мусор"}, ensure_ascii=False)
-                        + "\n" + json.dumps({"id": "m2", "text": ""}) + "\n", encoding="utf-8")
+    messages.write_text(
+        json.dumps({"id": "m1", "text": "Не вывозят мусор"}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"id": "m2", "text": ""})
+        + "\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["predict", str(messages), "-o", str(out), "--models-dir",
-                                 str(models)])
+    result = runner.invoke(app, ["predict", str(messages), "-o", str(out), "--models-dir", str(models)])
     assert result.exit_code == 1  # one row had no text
     assert "row 2, column 'text'" in result.output
     [line] = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
@@ -225,24 +256,27 @@ def test_region_export_with_executor_trains_gates_and_predicts(split, backbone, 
 
 
 def test_training_data_errors_are_reported_not_raised(tmp_path, backbone):
-    bad = _write_csv(tmp_path / "bad.csv", [["text", "topic"], ["Нет воды", "ЖКХ"],
-                                            ["Яма", "дорогии"]])
-    result = runner.invoke(app, ["train", str(bad), "--backbone", str(backbone),
-                                 "--models-dir", str(tmp_path / "m")])
+    bad = _write_csv(tmp_path / "bad.csv", [["text", "topic"], ["Нет воды", "ЖКХ"], ["Яма", "дорогии"]])
+    result = runner.invoke(
+        app, ["train", str(bad), "--backbone", str(backbone), "--models-dir", str(tmp_path / "m")]
+    )
     assert result.exit_code == 1
     assert "row 3, column 'topic': error: unknown topic 'дорогии'" in result.output
     empty = tmp_path / "empty.csv"
     empty.write_text("text,topic\n", encoding="utf-8")
-    result = runner.invoke(app, ["train", str(empty), "--backbone", str(backbone),
-                                 "--models-dir", str(tmp_path / "m")])
+    result = runner.invoke(
+        app, ["train", str(empty), "--backbone", str(backbone), "--models-dir", str(tmp_path / "m")]
+    )
     assert result.exit_code == 1 and "no data rows" in result.output
 
 
 def test_predict_without_a_served_model_says_what_to_do(tmp_path):
     messages = tmp_path / "in.jsonl"
     messages.write_text('{"text": "Нет воды"}\n', encoding="utf-8")
-    result = runner.invoke(app, ["predict", str(messages), "-o", str(tmp_path / "o.jsonl"),
-                                 "--models-dir", str(tmp_path / "none")])
+    result = runner.invoke(
+        app,
+        ["predict", str(messages), "-o", str(tmp_path / "o.jsonl"), "--models-dir", str(tmp_path / "none")],
+    )
     assert result.exit_code == 1 and "no model version is served yet" in result.output
 
 
@@ -257,3 +291,57 @@ def test_unknown_backbone_fails_clearly(tmp_path):
 
 
 torch.set_num_threads(1)
+
+
+def test_retrain_merges_corpus_new_data_and_corrections(backbone, tmp_path, taxonomy, gazetteer):
+    from training.pipeline import prepare_data
+
+    new = _write_csv(
+        tmp_path / "new.csv",
+        [
+            ["text", "topic", "category"],
+            ["На ул. Полевой в Дубках третий день нет света", "энергетика", "отключения электроэнергии"],
+        ],
+    )
+    corpus_text = load_dataset([DATA / "corpus" / "train"], taxonomy, gazetteer).messages[0]
+    corrections = tmp_path / "corrections.jsonl"
+    corrections.write_text(
+        json.dumps(
+            {"id": "q1", "text": corpus_text.text, "topic": "other", "category": "other.misc"},
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    data = prepare_data([new], None, taxonomy, gazetteer, None, [corrections], include_base=True)
+    by_text = {m.text: m for m in data.train + data.eval}
+    assert by_text[corpus_text.text].category == "other.misc"  # the moderator wins
+    assert by_text["На ул. Полевой в Дубках третий день нет света"].category == "energy.power_outage"
+    assert len(data.train) + len(data.eval) > 4000
+
+    models = tmp_path / "models"
+    args = [
+        "retrain",
+        "--data",
+        str(new),
+        "--corrections",
+        str(corrections),
+        "--backbone",
+        str(backbone),
+        "--models-dir",
+        str(models),
+        "--min-agreement",
+        "0.8",
+        "--max-drop",
+        "0.1",
+    ]
+    first = runner.invoke(app, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    registry = ModelRegistry(models)
+    assert registry.current() is not None
+    manifest = read_manifest(registry.current_path())
+    assert any(f["file"].endswith("corrections.jsonl") for f in manifest["training"]["data"])
+    assert manifest["metrics"]["eval"]["n"] == 1120  # the fixed bundled test split
+    (models / ".retrain.lock").write_text(str(os.getpid()))  # a live process holds the lock
+    blocked = runner.invoke(app, args)
+    assert blocked.exit_code == 1 and "another retraining" in blocked.output

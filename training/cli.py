@@ -277,30 +277,6 @@ def routing_route(
     )
 
 
-@app.command("up")
-def up(region: RegionOption = None) -> None:
-    """The main job on the embedded defaults: check the data, then start what is built."""
-    tax = load_taxonomy_or_fail(None)
-    console.print(
-        f"taxonomy: {len(tax.topics)} topics, {len(tax.category_codes)} categories ({tax.hash[:19]})",
-        highlight=False,
-    )
-    table = load_routing(region, None)
-    console.print(
-        f"routing: {table.name}, {len(table.bodies)} bodies, {len(table.rules)} rules", highlight=False
-    )
-    result = load_dataset([default_corpus_dir()], tax, table.gazetteer)
-    print_issues(result, 20)
-    if not result.ok:
-        raise fail("the bundled corpus does not validate", code=1)
-    counts = ", ".join(f"{s} {len(result.split(s))}" for s in ("train", "test"))
-    console.print(f"corpus: {len(result.messages)} messages ({counts}), no errors", highlight=False)
-    console.print(
-        "model, API and moderator UI: not part of this build yet (classifier, API and queue issues)",
-        highlight=False,
-    )
-
-
 model_commands.register(app)
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from training.cli_common import (
     err,
     fail,
     load_gazetteer_for,
+    load_routing,
     load_taxonomy_or_fail,
     mapping_or_fail,
     print_issues,
@@ -41,6 +42,7 @@ from training.pipeline import (
 from training.tables import read_table
 from training.train import TrainSettings
 
+DEFAULT_MODE = "fast"
 models_app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
 
 ModelsDirOption = Annotated[
@@ -54,27 +56,28 @@ EvalOption = Annotated[
 ]
 
 
+def progress_bar():
+    bar = Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return bar, update
+
+
 def register(app: typer.Typer) -> None:
     """Attach the model commands to the root app."""
-
-    def progress_bar():
-        bar = Progress(
-            TextColumn("{task.description:<28}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        )
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        return bar, update
 
     def report_data_error(exc: DataError) -> typer.Exit:
         print_issues(exc.report, 30)
@@ -107,6 +110,9 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="Epochs (default: fast 300 with early stop, full 4).")
         ] = None,
         max_length: Annotated[int, typer.Option(help="Tokens per message.")] = 256,
+        train_layers: Annotated[
+            int | None, typer.Option(help="full mode: fine-tune only the top N layers (default: all).")
+        ] = None,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
         augment: Annotated[int, typer.Option(help="Noisy copies per training message.")] = 1,
         trim: Annotated[bool, typer.Option(help="Trim the default backbone's vocabulary.")] = True,
@@ -155,6 +161,7 @@ def register(app: typer.Typer) -> None:
             augment_copies=augment,
             trim_vocabulary=trim,
             flag_target_precision=flag_precision,
+            train_layers=train_layers,
             threads=threads,
         )
         registry = ModelRegistry(models_dir_)
@@ -281,6 +288,8 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="fast or full.")] = "fast",
         backbone: Annotated[str, typer.Option(help="Backbone (see tsur train).")] = "e5-small",
         tolerance: Annotated[float, typer.Option(help="Gate tolerance per head score.")] = 0.01,
+        min_agreement: Annotated[float, typer.Option(help="Parity: top-1 topic agreement.")] = 0.99,
+        max_drop: Annotated[float, typer.Option(help="Parity: largest topic macro-F1 drop.")] = 0.01,
         models_dir_: ModelsDirOption = None,
         taxonomy: TaxonomyOption = None,
         region: RegionOption = None,
@@ -292,25 +301,20 @@ def register(app: typer.Typer) -> None:
             with exclusive(registry.root / ".retrain.lock"):
                 prepared = prepare_data(
                     data,
-                    eval_data,
+                    eval_data or [_default_eval()],
                     tax,
                     load_gazetteer_for(region),
                     mapping_or_fail(mapping),
                     corrections or (),
                     include_base=True,
                 )
-                if not eval_data:
-                    prepared = prepare_data(
-                        data,
-                        [_default_eval()],
-                        tax,
-                        load_gazetteer_for(region),
-                        mapping_or_fail(mapping),
-                        corrections or (),
-                        include_base=True,
-                    )
                 result = build_version(
-                    prepared, tax, TrainSettings(mode=mode, backbone=backbone), registry, tolerance=tolerance
+                    prepared,
+                    tax,
+                    TrainSettings(mode=mode, backbone=backbone),
+                    registry,
+                    tolerance=tolerance,
+                    parity=ParityLimits(min_agreement, max_drop),
                 )
         except DataError as exc:
             raise report_data_error(exc) from None
@@ -433,6 +437,63 @@ def register(app: typer.Typer) -> None:
         console.print(f"serving {previous} (was {current})", highlight=False)
 
     app.add_typer(models_app, name="models")
+
+    @app.command("up")
+    def up(
+        region: RegionOption = None,
+        mode: Annotated[str, typer.Option(help="Training mode if a model must be built.")] = DEFAULT_MODE,
+        rebuild: Annotated[
+            bool, typer.Option(help="Build a new default model even if one is served.")
+        ] = False,
+        models_dir_: ModelsDirOption = None,
+    ) -> None:
+        """The main job on the embedded defaults: check the data, build and serve the default model."""
+        tax = load_taxonomy_or_fail(None)
+        console.print(
+            f"taxonomy: {len(tax.topics)} topics, {len(tax.category_codes)} categories ({tax.hash[:19]})",
+            highlight=False,
+        )
+        table = load_routing(region, None)
+        console.print(
+            f"routing: {table.name}, {len(table.bodies)} bodies, {len(table.rules)} rules, "
+            f"{len(table.gazetteer.municipalities)} municipalities",
+            highlight=False,
+        )
+        try:
+            data = prepare_data(None, None, tax, table.gazetteer, None)
+        except DataError as exc:
+            raise report_data_error(exc) from None
+        console.print(
+            f"corpus: {len(data.train)} training and {len(data.eval)} test messages, no errors",
+            highlight=False,
+        )
+        registry = ModelRegistry(models_dir_)
+        if registry.current() is None or rebuild:
+            console.print(
+                f"building the default model ({mode} mode, backbone e5-small rebuilt "
+                f"offline) into {registry.root}",
+                highlight=False,
+            )
+            bar, update = progress_bar()
+            try:
+                with bar:
+                    result = build_version(data, tax, TrainSettings(mode=mode), registry, progress=update)
+            except (BackboneError, ExportGateError, ValueError, ModelVersionError) as exc:
+                raise fail(str(exc), code=1) from None
+            if result.gate is not None and not result.gate.passed:
+                raise fail(f"the new version was not promoted: {result.gate.reason}", code=1)
+        manifest = read_manifest(registry.current_path())
+        scores = manifest["metrics"]["eval"]
+        console.print(
+            f"serving model {manifest['version']} — on the test split "
+            f"({scores['n']} messages): topic macro-F1 {scores['topic']['macro_f1']:.3f}, "
+            f"category macro-F1 {scores['category']['macro_f1']:.3f}, F1 incident "
+            f"{scores['incident']['f1']:.3f}, conflict {scores['conflict']['f1']:.3f}, "
+            f"misinformation {scores['misinformation']['f1']:.3f}",
+            highlight=False,
+        )
+        console.print("classify a file: tsur predict messages.jsonl -o predictions.jsonl", highlight=False)
+        console.print("HTTP API and moderator UI: not built yet (API and queue issues)", highlight=False)
 
     def _version_path(version: str | None, root: Path | None) -> Path:
         registry = ModelRegistry(root)

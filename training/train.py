@@ -58,6 +58,9 @@ class TrainSettings:
     validation_fraction: float = 0.12
     augment_copies: int = 1
     freeze_word_embeddings: bool = True
+    # Fine-tune only the top N transformer layers (None: all). Lower layers then need
+    # no backward pass, which is most of a step's cost on a CPU.
+    train_layers: int | None = None
     class_weighting: bool = True
     head_hidden: int | None = None
     flag_target_precision: float | None = None
@@ -405,6 +408,11 @@ def _train_fast(model, encoded, targets, weights, settings, pad_id, progress):
 def _train_full(model, encoded, targets, weights, settings, pad_id, progress):
     if settings.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    if settings.train_layers is not None:
+        layers = _transformer_layers(model.encoder)
+        frozen = layers[: max(0, len(layers) - settings.train_layers)]
+        for module in [model.encoder.embeddings, *frozen]:
+            module.requires_grad_(False)
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
@@ -447,6 +455,18 @@ def _train_full(model, encoded, targets, weights, settings, pad_id, progress):
                 break
     model.load_state_dict(best_state)
     return history
+
+
+def _transformer_layers(encoder: nn.Module) -> list[nn.Module]:
+    for path in ("encoder.layer", "layers", "transformer.layer", "h"):
+        node = encoder
+        for part in path.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                break
+        if isinstance(node, nn.ModuleList):
+            return list(node)
+    raise ValueError(f"cannot find the transformer layers of {type(encoder).__name__} to freeze")
 
 
 def fit_temperatures(
