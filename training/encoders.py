@@ -115,8 +115,18 @@ def pad_id_of(tokenizer) -> int:
     return 0
 
 
+def quiet_transformers() -> None:
+    """Loading reports and progress bars of transformers drown tsur's own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def load_encoder(source: EncoderSource):
     from transformers import AutoModel
+
+    quiet_transformers()
 
     try:
         return AutoModel.from_pretrained(source.path, add_pooling_layer=False)

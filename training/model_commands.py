@@ -51,6 +51,9 @@ ModelsDirOption = Annotated[
         "--models-dir", help="Where versions live (default: $TSUR_MODELS_DIR or ~/.cache/tsur/models)."
     ),
 ]
+ToleranceOption = Annotated[float, typer.Option(help="Gate: allowed drop per head score.")]
+MinAgreementOption = Annotated[float, typer.Option(help="Parity: top-1 topic agreement.")]
+MaxDropOption = Annotated[float, typer.Option(help="Parity: largest topic macro-F1 drop.")]
 EvalOption = Annotated[
     list[Path] | None, typer.Option("--eval", help="Fixed evaluation data (default: the bundled test split).")
 ]
@@ -127,9 +130,9 @@ def register(app: typer.Typer) -> None:
         promote_version: Annotated[
             bool, typer.Option("--promote/--no-promote", help="Promote through the gate after export.")
         ] = True,
-        tolerance: Annotated[float, typer.Option(help="Gate tolerance per head score.")] = 0.01,
-        min_agreement: Annotated[float, typer.Option(help="Parity: top-1 topic agreement.")] = 0.99,
-        max_drop: Annotated[float, typer.Option(help="Parity: largest topic macro-F1 drop.")] = 0.01,
+        tolerance: ToleranceOption = 0.01,
+        min_agreement: MinAgreementOption = 0.99,
+        max_drop: MaxDropOption = 0.01,
         models_dir_: ModelsDirOption = None,
         taxonomy: TaxonomyOption = None,
         region: RegionOption = None,
@@ -193,8 +196,8 @@ def register(app: typer.Typer) -> None:
         eval_data: EvalOption = None,
         per_channel: Annotated[bool, typer.Option(help="Per-channel INT8 weights.")] = False,
         keep_fp32: Annotated[bool, typer.Option(help="Keep the fp32 ONNX graph too.")] = False,
-        min_agreement: Annotated[float, typer.Option(help="Parity: top-1 topic agreement.")] = 0.99,
-        max_drop: Annotated[float, typer.Option(help="Parity: largest topic macro-F1 drop.")] = 0.01,
+        min_agreement: MinAgreementOption = 0.99,
+        max_drop: MaxDropOption = 0.01,
         models_dir_: ModelsDirOption = None,
         taxonomy: TaxonomyOption = None,
         region: RegionOption = None,
@@ -287,9 +290,9 @@ def register(app: typer.Typer) -> None:
         eval_data: EvalOption = None,
         mode: Annotated[str, typer.Option(help="fast or full.")] = "fast",
         backbone: Annotated[str, typer.Option(help="Backbone (see tsur train).")] = "e5-small",
-        tolerance: Annotated[float, typer.Option(help="Gate tolerance per head score.")] = 0.01,
-        min_agreement: Annotated[float, typer.Option(help="Parity: top-1 topic agreement.")] = 0.99,
-        max_drop: Annotated[float, typer.Option(help="Parity: largest topic macro-F1 drop.")] = 0.01,
+        tolerance: ToleranceOption = 0.01,
+        min_agreement: MinAgreementOption = 0.99,
+        max_drop: MaxDropOption = 0.01,
         models_dir_: ModelsDirOption = None,
         taxonomy: TaxonomyOption = None,
         region: RegionOption = None,
@@ -389,7 +392,7 @@ def register(app: typer.Typer) -> None:
     def models_promote(
         version: Annotated[str, typer.Argument(help="Version to serve.")],
         eval_data: EvalOption = None,
-        tolerance: Annotated[float, typer.Option(help="Allowed drop per head score.")] = 0.01,
+        tolerance: ToleranceOption = 0.01,
         force: Annotated[bool, typer.Option(help="Promote even if the gate fails.")] = False,
         models_dir_: ModelsDirOption = None,
         taxonomy: TaxonomyOption = None,
