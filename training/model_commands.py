@@ -29,7 +29,7 @@ from training.cli_common import (
     mapping_or_fail,
     print_issues,
 )
-from training.export import ExportGateError, ParityLimits, export_version
+from training.export import SCHEMES, ExportGateError, ParityLimits, export_version
 from training.gate import promote
 from training.pipeline import (
     DataError,
@@ -194,7 +194,10 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         version: Annotated[str, typer.Argument(help="Version name in the registry, or a directory.")],
         eval_data: EvalOption = None,
-        per_channel: Annotated[bool, typer.Option(help="Per-channel INT8 weights.")] = False,
+        scheme: Annotated[
+            list[str] | None,
+            typer.Option(help=f"Quantisation scheme(s) to try, in order (default: {', '.join(SCHEMES)})."),
+        ] = None,
         keep_fp32: Annotated[bool, typer.Option(help="Keep the fp32 ONNX graph too.")] = False,
         min_agreement: MinAgreementOption = 0.99,
         max_drop: MaxDropOption = 0.01,
@@ -213,7 +216,7 @@ def register(app: typer.Typer) -> None:
                 path,
                 messages,
                 ParityLimits(min_agreement, max_drop),
-                per_channel=per_channel,
+                schemes=scheme or tuple(SCHEMES),
                 keep_fp32=keep_fp32,
             )
         except DataError as exc:
