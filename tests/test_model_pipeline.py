@@ -345,3 +345,19 @@ def test_retrain_merges_corpus_new_data_and_corrections(backbone, tmp_path, taxo
     (models / ".retrain.lock").write_text(str(os.getpid()))  # a live process holds the lock
     blocked = runner.invoke(app, args)
     assert blocked.exit_code == 1 and "another retraining" in blocked.output
+
+
+def test_robustness_report_covers_variants_and_two_topic_messages(version, capsys):
+    from evaluation.robustness import VARIANTS, main
+
+    assert main(["--model", str(version), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "v1"
+    assert set(VARIANTS) <= set(report["test_split"])
+    assert report["test_split"]["clean"]["n"] == 1120
+    assert any(name.startswith("long posts only") for name in report["test_split"])
+    two = report["two_topics"]
+    assert two["n"] == 150
+    # both topics in the top two means the first is one of them; the main one is one of them too
+    assert two["both_topics_in_top2"] <= two["either_topic_top1"]
+    assert two["main_topic_top1"] <= two["either_topic_top1"]
