@@ -21,10 +21,22 @@ def fold_for_dedup(text: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\ufeff]")
 
 
+_MIN_SHOUTING_LETTERS = 12
+_SHOUTING_SHARE = 0.7
+
+
 def prepare_for_model(text: str) -> str:
     """The form a text is encoded in, the same at training and at inference.
 
-    Case, ё and punctuation stay: CAPS and «!!!» carry urgency and anger.
+    Case, ё and punctuation stay, except that a message written in capitals is
+    lower-cased: the subword vocabulary splits capitalised Russian into pieces the
+    encoder rarely saw, and the robustness report showed topic macro-F1 falling by
+    a fifth on CAPS text.  «!!!» still carries the urgency.
     """
-    text = unicodedata.normalize("NFC", text)
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    text = _SPACES.sub(" ", _CONTROL.sub(" ", unicodedata.normalize("NFC", text))).strip()
+    letters = [ch for ch in text if ch.isalpha()]
+    if len(letters) >= _MIN_SHOUTING_LETTERS:
+        upper = sum(ch.isupper() for ch in letters)
+        if upper / len(letters) >= _SHOUTING_SHARE:
+            return text.lower()
+    return text
