@@ -88,3 +88,9 @@ def check_taxonomy(manifest: dict[str, Any], taxonomy_hash: str, where: str) -> 
             f"{where}: trained for taxonomy {manifest['taxonomy_hash'][:19]}…, but the taxonomy "
             f"in use is {taxonomy_hash[:19]}…; retrain the model for the current taxonomy"
         )
+
+
+def served_metrics(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Evaluation scores of the exported graph if there is one, else of the PyTorch model."""
+    export = manifest.get("export") or {}
+    return export.get("metrics") or manifest.get("metrics", {}).get("eval", {})

@@ -78,6 +78,8 @@ def test_manifest_describes_the_version(version, taxonomy, backbone):
     assert evaluation["n"] == 90 and 0 <= evaluation["topic"]["macro_f1"] <= 1
     assert {"category", "incident", "conflict", "misinformation"} <= set(evaluation)
     assert manifest["export"]["parity"]["texts"] == 90
+    assert manifest["export"]["metrics"]["n"] == 90  # scores of the graph that serves
+    assert manifest["metrics"]["eval_source"] == ""  # saved directly, not through the pipeline
     assert ONNX_FILE in manifest["files"]
     verify_files(version, manifest, required=(ONNX_FILE,))
 

@@ -31,7 +31,7 @@ from model.heads import HeadConfig
 from model.manifest import ONNX_FILE, read_manifest, write_manifest
 from model.predictor import Predictor
 from training.messages import LabelledMessage
-from training.metrics import macro_f1
+from training.metrics import macro_f1, score_outputs
 from training.multitask import ExportWrapper
 from training.train import load_checkpoint, logits_to_outputs, run_logits
 
@@ -133,7 +133,8 @@ def export_version(
         if reference is None:
             logits = run_logits(model, predictor.encode(texts), predictor.pad_id)
             reference = logits_to_outputs(head_config, logits).topic_probs.argmax(axis=1)
-        quantized = predictor.run(texts).heads.topic_probs.argmax(axis=1)
+        outputs = predictor.run(texts).heads
+        quantized = outputs.topic_probs.argmax(axis=1)
         parity = _parity(reference, quantized, truth, head_config, limits)
         tried.append({"scheme": name, **parity})
         if parity["passed"]:
@@ -144,6 +145,8 @@ def export_version(
                 "quantization": {"scheme": name, "description": description},
                 "parity": parity,
                 "schemes_tried": tried,
+                # the scores of the graph that will actually serve
+                "metrics": score_outputs(eval_messages, outputs, predictor.heads),
                 "seconds": round(time.time() - started, 1),
                 "size_bytes": graph.stat().st_size,
             }

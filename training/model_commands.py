@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from model.manifest import ModelVersionError, read_manifest
+from model.manifest import ModelVersionError, read_manifest, served_metrics
 from model.predictor import Predictor
 from model.registry import ModelRegistry
 from training.backbone import BackboneError
@@ -347,7 +347,7 @@ def register(app: typer.Typer) -> None:
                             "version": m["version"],
                             "current": m["version"] == current,
                             "created": m.get("created"),
-                            "metrics": m.get("metrics", {}).get("eval"),
+                            "metrics": served_metrics(m),
                             "exported": bool(m.get("export")),
                         }
                         for m in versions
@@ -371,7 +371,7 @@ def register(app: typer.Typer) -> None:
         ):
             table.add_column(column)
         for m in versions:
-            e = m.get("metrics", {}).get("eval", {})
+            e = served_metrics(m)
 
             def f(head: str, key: str, e=e) -> str:
                 return f"{e[head][key]:.3f}" if head in e else "—"
@@ -489,7 +489,7 @@ def register(app: typer.Typer) -> None:
             if result.gate is not None and not result.gate.passed:
                 raise fail(f"the new version was not promoted: {result.gate.reason}", code=1)
         manifest = read_manifest(registry.current_path())
-        scores = manifest["metrics"]["eval"]
+        scores = served_metrics(manifest)
         console.print(
             f"serving model {manifest['version']} — on the test split "
             f"({scores['n']} messages): topic macro-F1 {scores['topic']['macro_f1']:.3f}, "

@@ -143,21 +143,12 @@ def build_version(
     )
     version = new_version_id(settings.mode)
     path = output or registry.path(version)
-    save_version(trained, path, taxonomy, data.files, version)
-    _note_eval_source(path, data.eval_source)
+    save_version(trained, path, taxonomy, data.files, version, data.eval_source)
     export_info = export_version(path, data.eval, parity or ParityLimits()) if export else None
     gate_result = None
     if export and gate and output is None:
         gate_result = promote(registry, version, data.eval, taxonomy, tolerance)
     return BuildResult(version, path, trained.metrics, export_info, gate_result)
-
-
-def _note_eval_source(path: Path, source: str) -> None:
-    from model.manifest import read_manifest, write_manifest
-
-    manifest = read_manifest(path)
-    manifest["metrics"]["eval_source"] = source
-    write_manifest(path, manifest)
 
 
 @contextmanager

@@ -536,6 +536,7 @@ def save_version(
     taxonomy: Taxonomy,
     data_files: Sequence[dict[str, Any]],
     version: str,
+    eval_source: str = "",
 ) -> Path:
     """Write the checkpoint, the tokenizer and the manifest into a new version directory."""
     version_dir = Path(version_dir)
@@ -571,7 +572,7 @@ def save_version(
         },
         "heads": trained.heads.to_manifest(),
         "head_architecture": {"head_hidden": trained.settings.head_hidden},
-        "metrics": trained.metrics,
+        "metrics": {**trained.metrics, "eval_source": eval_source},
         "training": {
             "settings": asdict(trained.settings),
             "data": list(data_files),
@@ -580,7 +581,6 @@ def save_version(
             "seconds": round(trained.seconds, 1),
         },
     }
-    write_manifest(version_dir, manifest)
     (version_dir / "training-log.json").write_text(
         json.dumps({"history": trained.history, "metrics": trained.metrics}, indent=1), encoding="utf-8"
     )
