@@ -4,7 +4,8 @@ Modes:
 * `fast` — the encoder stays frozen; sentence embeddings are computed once and
   only the heads learn (minutes on 2 cores).
 * `full` — the encoder is fine-tuned with the heads; the word-embedding matrix
-  stays frozen by default (a quarter of the memory, four times the speed).
+  stays frozen by default (DESIGN.md measured 1.1 GB and 0.7 s/step at batch 16,
+  against 3.4 GB and 3.1 s/step with it trainable).
 
 A validation split is carved from the training data (stratified by topic,
 augmented copies kept with their source) for early stopping, temperature
