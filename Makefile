@@ -21,9 +21,8 @@ install: $(STAMP)
 run: install
 	$(BIN)/tsur up
 
-test: install
-	$(BIN)/ruff check model training serving evaluation tests
-	$(BIN)/python -m pytest -q
-
 lint: install
 	$(BIN)/ruff check model training serving evaluation tests
+
+test: lint
+	$(BIN)/python -m pytest -q
